@@ -1,0 +1,28 @@
+# Per-target build settings, spdlog-style: warnings and sanitizers are applied
+# to our own targets only, never to the dependencies we find.
+
+function(wsgate_enable_warnings target)
+  target_compile_options(${target} PRIVATE -Wall -Wextra -Wpedantic -Wshadow
+                         -Wnon-virtual-dtor -Wcast-align -Wunused -Woverloaded-virtual)
+  if(WSGATE_WERROR)
+    target_compile_options(${target} PRIVATE -Werror)
+  endif()
+endfunction()
+
+function(wsgate_enable_sanitizer target)
+  if(WSGATE_SANITIZE)
+    target_compile_options(${target} PRIVATE -fsanitize=address,undefined
+                           -fno-sanitize-recover=undefined -fno-omit-frame-pointer)
+    target_link_options(${target} PRIVATE -fsanitize=address,undefined)
+  endif()
+  if(WSGATE_TSAN)
+    target_compile_options(${target} PRIVATE -fsanitize=thread -fno-omit-frame-pointer)
+    target_link_options(${target} PRIVATE -fsanitize=thread)
+  endif()
+endfunction()
+
+# One call for every first-party target.
+function(wsgate_target target)
+  wsgate_enable_warnings(${target})
+  wsgate_enable_sanitizer(${target})
+endfunction()
