@@ -1,0 +1,65 @@
+#pragma once
+// Everything the proxy is told at start: plain data, filled by options.cpp,
+// read-only after start-up and shared by every session.
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "common/endpoint.hpp"
+#include "proxy/upstream_url.hpp"
+
+namespace wsgate::proxy {
+
+enum class TapMode { enforce, observe, off };
+
+struct Route {
+  std::string path_prefix;  // "/" for the default route
+  UpstreamUrl upstream;
+  std::string trace_url_template;  // may be empty: no trace fetch
+};
+
+struct ProxyConfig {
+  HostPort listen{"0.0.0.0", 8443};
+  HostPort admin{"127.0.0.1", 9090};
+  std::string tls_cert;
+  std::string tls_key;
+  std::vector<Route> routes;  // longest prefix first
+  std::string upstream_ca;
+  std::string upstream_client_cert;
+  std::string upstream_client_key;
+  bool upstream_verify = true;
+
+  unsigned threads = 1;
+  TapMode tap_mode = TapMode::enforce;
+  std::uint64_t max_message_bytes = 16ull << 20;
+  std::uint32_t max_fragments_per_message = 100000;
+  std::size_t max_header_bytes = 16 * 1024;
+  std::size_t relay_buffer_bytes = 16 * 1024;
+
+  std::chrono::milliseconds tls_handshake_timeout{10000};
+  std::chrono::milliseconds handshake_timeout{10000};
+  std::chrono::milliseconds upstream_connect_timeout{5000};
+  std::chrono::milliseconds idle_timeout{0};  // 0: off
+  std::chrono::milliseconds close_timeout{5000};
+  std::chrono::milliseconds drain_timeout{10000};
+  std::chrono::seconds long_session_log_interval{60};
+
+  std::uint32_t max_connections = 20000;
+  std::uint32_t max_connections_per_ip = 0;  // 0: no per-IP cap
+  bool trust_client_correlation_id = true;
+  std::uint32_t max_private_close_codes = 64;
+
+  // Incidents.
+  std::vector<std::uint16_t> incident_codes{1011};
+  std::size_t incident_capacity = 1000;
+  std::string incident_log;
+  std::uint64_t incident_log_max_bytes = 64ull << 20;
+  std::string incident_fsync = "interval";  // always | interval | never
+  std::chrono::milliseconds trace_fetch_timeout{2000};
+  std::size_t last_message_capture_bytes = 4096;
+
+  std::string port_file;
+};
+
+}  // namespace wsgate::proxy

@@ -1,0 +1,124 @@
+#include "proxy/gateway.hpp"
+
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "common/logging.hpp"
+#include "common/tls.hpp"
+#include "proxy/session_summary.hpp"
+
+namespace wsgate::proxy {
+
+Gateway::Gateway(ProxyConfig config)
+    : config_(std::move(config)),
+      registry_(std::make_shared<prometheus::Registry>()),
+      metrics_(*registry_, config_.max_private_close_codes),
+      upstream_tls_(tls::make_client_context({config_.upstream_ca, config_.upstream_client_cert,
+                                              config_.upstream_client_key,
+                                              config_.upstream_verify})) {
+  metrics_.ready.Set(1);
+}
+
+std::shared_ptr<boost::asio::ssl::context> Gateway::server_tls() const {
+  std::lock_guard lock(tls_mutex_);
+  return server_tls_;
+}
+
+void Gateway::set_server_tls(std::shared_ptr<boost::asio::ssl::context> ctx) {
+  std::lock_guard lock(tls_mutex_);
+  server_tls_ = std::move(ctx);
+}
+
+const Route* Gateway::route_for(std::string_view target) const {
+  std::string_view path = target.substr(0, target.find('?'));
+  // Routes are sorted longest prefix first (options.cpp).
+  for (const auto& r : config_.routes) {
+    if (r.path_prefix == "/" || path == r.path_prefix) return &r;
+    if (path.starts_with(r.path_prefix) &&
+        (r.path_prefix.back() == '/' || path[r.path_prefix.size()] == '/'))
+      return &r;
+  }
+  return nullptr;
+}
+
+Gateway::Admission Gateway::try_admit(const std::string& client_ip) {
+  std::lock_guard lock(limits_mutex_);
+  if (total_connections_ >= config_.max_connections) return Admission::global_cap;
+  auto& n = per_ip_[client_ip];
+  if (config_.max_connections_per_ip != 0 && n >= config_.max_connections_per_ip) {
+    if (n == 0) per_ip_.erase(client_ip);
+    return Admission::ip_cap;
+  }
+  ++n;
+  ++total_connections_;
+  return Admission::ok;
+}
+
+void Gateway::release(const std::string& client_ip) {
+  std::lock_guard lock(limits_mutex_);
+  auto it = per_ip_.find(client_ip);
+  if (it == per_ip_.end()) return;
+  if (--it->second == 0) per_ip_.erase(it);
+  --total_connections_;
+}
+
+std::uint64_t Gateway::add_session(std::weak_ptr<LiveSession> s) {
+  std::lock_guard lock(sessions_mutex_);
+  auto id = next_session_id_++;
+  sessions_.emplace(id, std::move(s));
+  return id;
+}
+
+void Gateway::remove_session(std::uint64_t id) {
+  std::lock_guard lock(sessions_mutex_);
+  sessions_.erase(id);
+}
+
+std::size_t Gateway::session_count() const {
+  std::lock_guard lock(sessions_mutex_);
+  return sessions_.size();
+}
+
+nlohmann::json Gateway::sessions_json() const {
+  std::vector<std::shared_ptr<LiveSession>> live;
+  {
+    std::lock_guard lock(sessions_mutex_);
+    for (auto& [id, weak] : sessions_)
+      if (auto s = weak.lock()) live.push_back(std::move(s));
+  }
+  auto out = nlohmann::json::array();
+  for (auto& s : live) out.push_back(s->snapshot());
+  return out;
+}
+
+void Gateway::drain_all() {
+  std::vector<std::shared_ptr<LiveSession>> live;
+  {
+    std::lock_guard lock(sessions_mutex_);
+    for (auto& [id, weak] : sessions_)
+      if (auto s = weak.lock()) live.push_back(std::move(s));
+  }
+  for (auto& s : live) s->drain();
+}
+
+void Gateway::set_draining() {
+  draining_.store(true);
+  metrics_.ready.Set(0);
+}
+
+void Gateway::report_session_end(const SessionSummary& s) {
+  metrics_.close(s.code, s.initiator).Increment();
+  metrics_.connection_duration_seconds.Observe(static_cast<double>(s.duration.count()) / 1000.0);
+  auto level = s.code == kCloseInternalError ? spdlog::level::warn : spdlog::level::info;
+  WSG_LOG(level, s.correlation_id,
+          "session closed client={} upstream={} code={} reason=\"{}\" initiator={} "
+          "close_handshake={} duration_ms={} c2u_frames={} c2u_bytes={} u2c_frames={} "
+          "u2c_bytes={} end=\"{}\"",
+          s.client, s.upstream, s.code, s.reason, to_string(s.initiator),
+          s.close_handshake_complete ? "complete" : "incomplete", s.duration.count(),
+          s.client_to_upstream.frames, s.client_to_upstream.bytes, s.upstream_to_client.frames,
+          s.upstream_to_client.bytes, s.end_detail);
+  if (end_hook_) end_hook_(s);
+}
+
+}  // namespace wsgate::proxy

@@ -1,0 +1,94 @@
+#pragma once
+// State shared by every session: configuration, metrics, TLS contexts, the
+// registry of live sessions and the connection caps. Thread-safe; sessions
+// hold a reference and keep their own per-connection state apart.
+#include <boost/asio/ssl/context.hpp>
+#include <nlohmann/json_fwd.hpp>
+#include <prometheus/registry.h>
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+
+#include "proxy/config.hpp"
+#include "proxy/metrics.hpp"
+
+namespace wsgate::proxy {
+
+struct SessionSummary;
+
+// A relayed session as the registry sees it.
+class LiveSession {
+ public:
+  virtual ~LiveSession() = default;
+  virtual nlohmann::json snapshot() const = 0;  // any thread
+  virtual void drain() = 0;                     // any thread; posts to the session's strand
+};
+
+// What happens with a finished session beyond metrics and the close log line
+// (the incident recorder plugs in here).
+using SessionEndHook = std::function<void(const SessionSummary&)>;
+
+class Gateway {
+ public:
+  explicit Gateway(ProxyConfig config);
+
+  const ProxyConfig& config() const { return config_; }
+  ProxyMetrics& metrics() { return metrics_; }
+  prometheus::Registry& registry() { return *registry_; }
+
+  // Listener TLS context; replaced whole on SIGHUP, sessions keep the one
+  // they started with. Null when serving plaintext.
+  std::shared_ptr<boost::asio::ssl::context> server_tls() const;
+  void set_server_tls(std::shared_ptr<boost::asio::ssl::context> ctx);
+  boost::asio::ssl::context& upstream_tls() { return *upstream_tls_; }
+
+  // Route for a request path: the longest matching prefix, else null.
+  const Route* route_for(std::string_view target) const;
+
+  // Connection caps. try_admit() counts the client in; release() must follow.
+  enum class Admission { ok, global_cap, ip_cap };
+  Admission try_admit(const std::string& client_ip);
+  void release(const std::string& client_ip);
+
+  // Live sessions.
+  std::uint64_t add_session(std::weak_ptr<LiveSession> s);
+  void remove_session(std::uint64_t id);
+  std::size_t session_count() const;
+  nlohmann::json sessions_json() const;
+  void drain_all();
+
+  bool draining() const { return draining_.load(std::memory_order_relaxed); }
+  void set_draining();
+
+  void set_session_end_hook(SessionEndHook hook) { end_hook_ = std::move(hook); }
+  // Metrics, the close log line, then the hook. Called once per session.
+  void report_session_end(const SessionSummary& summary);
+
+ private:
+  ProxyConfig config_;
+  std::shared_ptr<prometheus::Registry> registry_;
+  ProxyMetrics metrics_;
+  std::shared_ptr<boost::asio::ssl::context> upstream_tls_;
+
+  mutable std::mutex tls_mutex_;
+  std::shared_ptr<boost::asio::ssl::context> server_tls_;
+
+  std::mutex limits_mutex_;
+  std::uint32_t total_connections_ = 0;
+  std::unordered_map<std::string, std::uint32_t> per_ip_;
+
+  mutable std::mutex sessions_mutex_;
+  std::uint64_t next_session_id_ = 1;
+  std::map<std::uint64_t, std::weak_ptr<LiveSession>> sessions_;
+
+  std::atomic<bool> draining_{false};
+  SessionEndHook end_hook_;
+};
+
+}  // namespace wsgate::proxy

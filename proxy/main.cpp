@@ -1,0 +1,145 @@
+// wsgate: the proxy binary. Wires options, the shared Gateway, the listener,
+// the admin endpoints and signal handling together; no protocol logic here.
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include <csignal>
+#include <fstream>
+#include <thread>
+#include <vector>
+
+#include "common/admin_server.hpp"
+#include "common/tls.hpp"
+#include "proxy/admin_api.hpp"
+#include "proxy/gateway.hpp"
+#include "proxy/listener.hpp"
+#include "proxy/options.hpp"
+
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
+using namespace wsgate;
+using namespace wsgate::proxy;
+
+namespace {
+
+tcp::endpoint resolve_bind(const HostPort& hp) {
+  net::io_context tmp;
+  tcp::resolver resolver(tmp);
+  auto results = resolver.resolve(hp.host, std::to_string(hp.port), tcp::resolver::passive);
+  return results.begin()->endpoint();
+}
+
+void load_server_tls(Gateway& gw) {
+  const auto& c = gw.config();
+  gw.set_server_tls(tls::make_server_context({c.tls_cert, c.tls_key}));
+  if (auto expiry = tls::certificate_expiry(c.tls_cert)) gw.metrics().tls_cert_expiry.Set(*expiry);
+}
+
+// SIGTERM/SIGINT: stop accepting, /readyz 503, 1001 to every session, wait
+// for them up to the drain timeout, then stop.
+void drain_and_stop(net::io_context& ioc, Gateway& gw, Listener& listener,
+                    std::shared_ptr<net::steady_timer> timer,
+                    std::chrono::steady_clock::time_point deadline) {
+  if (gw.session_count() == 0) {
+    spdlog::info("drained; exiting");
+    return ioc.stop();
+  }
+  if (std::chrono::steady_clock::now() >= deadline) {
+    spdlog::warn("drain timeout with {} sessions left; exiting", gw.session_count());
+    gw.metrics().timeout(TimeoutKind::drain).Increment(static_cast<double>(gw.session_count()));
+    return ioc.stop();
+  }
+  timer->expires_after(std::chrono::milliseconds(50));
+  timer->async_wait([&ioc, &gw, &listener, timer, deadline](boost::system::error_code ec) {
+    if (!ec) drain_and_stop(ioc, gw, listener, timer, deadline);
+  });
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int exit_code = 0;
+  auto options = parse_options(argc, argv, exit_code);
+  if (!options) return exit_code;
+  logging::init("wsgate", options->log_format, options->log_level);
+  std::signal(SIGPIPE, SIG_IGN);
+
+  std::unique_ptr<Gateway> gateway;
+  net::io_context ioc(static_cast<int>(options->config.threads));
+  std::shared_ptr<Listener> listener;
+  std::unique_ptr<AdminServer> admin;
+  std::unique_ptr<AdminApi> admin_api;
+  try {
+    gateway = std::make_unique<Gateway>(options->config);
+    if (!gateway->config().tls_cert.empty()) {
+      load_server_tls(*gateway);
+    } else {
+      spdlog::warn("no --tls-cert/--tls-key: the listener serves plaintext ws://");
+    }
+    listener = std::make_shared<Listener>(ioc, *gateway, resolve_bind(gateway->config().listen));
+    admin = std::make_unique<AdminServer>(ioc, resolve_bind(gateway->config().admin));
+    admin_api = std::make_unique<AdminApi>(ioc, *gateway, *admin);
+  } catch (const std::exception& e) {
+    spdlog::critical("start-up failed: {}", e.what());
+    return 1;
+  }
+  const auto& cfg = gateway->config();
+  auto listen_port = listener->local_endpoint().port();
+  auto admin_port = admin->local_endpoint().port();
+  if (!cfg.port_file.empty()) {
+    std::ofstream(cfg.port_file) << nlohmann::json{{"listen", listen_port}, {"admin", admin_port}}.dump()
+                                 << "\n";
+  }
+  for (auto& r : cfg.routes)
+    spdlog::info("route {} -> {}{}", r.path_prefix, r.upstream.to_string(),
+                 r.trace_url_template.empty() ? "" : " (trace " + r.trace_url_template + ")");
+  spdlog::info("wsgate listening on {}:{} ({}), admin on {}:{}, {} threads, tap {}", cfg.listen.host,
+               listen_port, cfg.tls_cert.empty() ? "ws" : "wss", cfg.admin.host, admin_port,
+               cfg.threads,
+               cfg.tap_mode == TapMode::enforce ? "enforce"
+               : cfg.tap_mode == TapMode::observe ? "observe" : "off");
+
+  listener->run();
+  admin->start();
+
+  net::signal_set stop_signals(ioc, SIGINT, SIGTERM);
+  auto drain_timer = std::make_shared<net::steady_timer>(ioc);
+  stop_signals.async_wait([&](boost::system::error_code ec, int sig) {
+    if (ec) return;
+    spdlog::info("signal {}: draining {} sessions (up to {} s)", sig, gateway->session_count(),
+                 std::chrono::duration_cast<std::chrono::seconds>(cfg.drain_timeout).count());
+    gateway->set_draining();
+    listener->stop();
+    gateway->drain_all();
+    drain_and_stop(ioc, *gateway, *listener, drain_timer,
+                   std::chrono::steady_clock::now() + cfg.drain_timeout);
+  });
+
+  net::signal_set reload_signal(ioc, SIGHUP);
+  std::function<void()> wait_reload = [&] {
+    reload_signal.async_wait([&](boost::system::error_code ec, int) {
+      if (ec) return;
+      if (cfg.tls_cert.empty()) {
+        spdlog::info("SIGHUP: no TLS configured, nothing to reload");
+      } else {
+        try {
+          load_server_tls(*gateway);
+          spdlog::info("SIGHUP: reloaded TLS certificate {}", cfg.tls_cert);
+        } catch (const std::exception& e) {
+          spdlog::error("SIGHUP: keeping the old certificate: {}", e.what());
+        }
+      }
+      wait_reload();
+    });
+  };
+  wait_reload();
+
+  std::vector<std::thread> threads;
+  for (unsigned i = 1; i < cfg.threads; ++i) threads.emplace_back([&ioc] { ioc.run(); });
+  ioc.run();
+  for (auto& t : threads) t.join();
+  return 0;
+}

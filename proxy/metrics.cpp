@@ -1,0 +1,182 @@
+#include "proxy/metrics.hpp"
+
+namespace wsgate::proxy {
+
+namespace pm = prometheus;
+
+std::string_view to_string(HandshakeOutcome o) {
+  switch (o) {
+    case HandshakeOutcome::ok: return "ok";
+    case HandshakeOutcome::bad_request: return "bad_request";
+    case HandshakeOutcome::version: return "version";
+    case HandshakeOutcome::not_found: return "not_found";
+    case HandshakeOutcome::headers_too_large: return "headers_too_large";
+    case HandshakeOutcome::limit: return "limit";
+    case HandshakeOutcome::draining: return "draining";
+    case HandshakeOutcome::timeout: return "timeout";
+    case HandshakeOutcome::tls_failed: return "tls_failed";
+    case HandshakeOutcome::client_gone: return "client_gone";
+    case HandshakeOutcome::upstream_connect_failed: return "upstream_connect_failed";
+    case HandshakeOutcome::upstream_timeout: return "upstream_timeout";
+    case HandshakeOutcome::upstream_refused: return "upstream_refused";
+    case HandshakeOutcome::upstream_bad_response: return "upstream_bad_response";
+    case HandshakeOutcome::count_: break;
+  }
+  return "unknown";
+}
+
+std::string_view to_string(TimeoutKind k) {
+  switch (k) {
+    case TimeoutKind::tls_handshake: return "tls_handshake";
+    case TimeoutKind::handshake: return "handshake";
+    case TimeoutKind::upstream_connect: return "upstream_connect";
+    case TimeoutKind::upstream_handshake: return "upstream_handshake";
+    case TimeoutKind::idle: return "idle";
+    case TimeoutKind::close_handshake: return "close_handshake";
+    case TimeoutKind::drain: return "drain";
+    case TimeoutKind::count_: break;
+  }
+  return "unknown";
+}
+
+namespace {
+pm::Histogram::BucketBoundaries rtt_buckets() {
+  return {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5};
+}
+pm::Histogram::BucketBoundaries duration_buckets() {
+  return {0.01, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 1800, 3600, 14400, 86400};
+}
+}  // namespace
+
+ProxyMetrics::ProxyMetrics(pm::Registry& r, std::uint32_t max_private_close_codes)
+    : connections_active(pm::BuildGauge()
+                             .Name("wsgate_connections_active")
+                             .Help("WebSocket sessions currently relayed")
+                             .Register(r)
+                             .Add({})),
+      ping_rtt_seconds(pm::BuildHistogram()
+                           .Name("wsgate_ping_rtt_seconds")
+                           .Help("Ping to matching pong, measured passively at the proxy")
+                           .Register(r)
+                           .Add({}, rtt_buckets())),
+      connection_duration_seconds(pm::BuildHistogram()
+                                      .Name("wsgate_connection_duration_seconds")
+                                      .Help("WebSocket session duration, 101 to end")
+                                      .Register(r)
+                                      .Add({}, duration_buckets())),
+      tls_cert_expiry(pm::BuildGauge()
+                          .Name("wsgate_tls_cert_expiry_timestamp_seconds")
+                          .Help("notAfter of the listener certificate (0 without TLS)")
+                          .Register(r)
+                          .Add({})),
+      ready(pm::BuildGauge()
+                .Name("wsgate_ready")
+                .Help("1 while accepting sessions, 0 while draining")
+                .Register(r)
+                .Add({})),
+      handshakes_family_(pm::BuildCounter()
+                             .Name("wsgate_handshakes_total")
+                             .Help("Client upgrade attempts by outcome")
+                             .Register(r)),
+      closes_family_(pm::BuildCounter()
+                         .Name("wsgate_closes_total")
+                         .Help("Ended WebSocket sessions by close code and initiator")
+                         .Register(r)),
+      frames_family_(pm::BuildCounter()
+                         .Name("wsgate_frames_total")
+                         .Help("WebSocket frames relayed by direction and opcode")
+                         .Register(r)),
+      bytes_family_(pm::BuildCounter()
+                        .Name("wsgate_bytes_total")
+                        .Help("Bytes relayed after the upgrade, by direction")
+                        .Register(r)),
+      violations_family_(pm::BuildCounter()
+                             .Name("wsgate_protocol_violations_total")
+                             .Help("RFC 6455 violations seen by the tap")
+                             .Register(r)),
+      timeouts_family_(pm::BuildCounter()
+                           .Name("wsgate_timeouts_total")
+                           .Help("Timeouts that ended a handshake or a session, by kind")
+                           .Register(r)),
+      incidents_family_(pm::BuildCounter()
+                            .Name("wsgate_incidents_total")
+                            .Help("Incidents opened, by close code and failing backend stage")
+                            .Register(r)),
+      trace_fetch_family_(pm::BuildCounter()
+                              .Name("wsgate_incident_trace_fetch_total")
+                              .Help("Backend stage-trace fetches for incidents, by outcome")
+                              .Register(r)),
+      max_private_close_codes_(max_private_close_codes) {
+  for (int i = 0; i < static_cast<int>(HandshakeOutcome::count_); ++i)
+    handshakes_[i] = &handshakes_family_.Add(
+        {{"outcome", std::string(to_string(static_cast<HandshakeOutcome>(i)))}});
+  for (int i = 0; i < static_cast<int>(TimeoutKind::count_); ++i)
+    timeouts_[i] =
+        &timeouts_family_.Add({{"kind", std::string(to_string(static_cast<TimeoutKind>(i)))}});
+  for (int d = 0; d < 2; ++d) {
+    auto dir = std::string(tap::to_string(static_cast<Direction>(d)));
+    bytes_[d] = &bytes_family_.Add({{"direction", dir}});
+    for (unsigned op = 0; op < 16; ++op)
+      frames_[d][op] =
+          &frames_family_.Add({{"direction", dir}, {"opcode", std::string(tap::opcode_label(static_cast<uint8_t>(op)))}});
+  }
+  for (int code = 0; code < 16; ++code)
+    for (int who = 0; who < 3; ++who)
+      standard_closes_[code][who] = &closes_family_.Add(
+          {{"code", std::to_string(1000 + code)},
+           {"initiator", std::string(to_string(static_cast<Initiator>(who)))}});
+}
+
+std::string ProxyMetrics::close_label(std::uint16_t code) {
+  if (code >= 1000 && code <= 1015) return std::to_string(code);
+  if (!is_private_close_code(code)) return "other";
+  std::lock_guard lock(mutex_);
+  if (private_codes_seen_.count(code)) return std::to_string(code);
+  if (private_codes_seen_.size() >= max_private_close_codes_) return "other";
+  private_codes_seen_[code] = true;
+  return std::to_string(code);
+}
+
+pm::Counter& ProxyMetrics::close(std::uint16_t code, Initiator who) {
+  if (code >= 1000 && code <= 1015) return *standard_closes_[code - 1000][static_cast<int>(who)];
+  std::string label = close_label(code);
+  std::string initiator(to_string(who));
+  std::lock_guard lock(mutex_);
+  return cached(closes_family_, close_cache_, {{"code", label}, {"initiator", initiator}},
+                label + "/" + initiator);
+}
+
+pm::Counter& ProxyMetrics::violation(Direction d, std::string_view kind) {
+  std::string dir(tap::to_string(d));
+  std::string k(kind);
+  std::lock_guard lock(mutex_);
+  return cached(violations_family_, violation_cache_, {{"direction", dir}, {"kind", k}},
+                dir + "/" + k);
+}
+
+pm::Counter& ProxyMetrics::incident(std::uint16_t code, std::string_view stage) {
+  std::string label = close_label(code);
+  std::string s(stage);
+  std::lock_guard lock(mutex_);
+  return cached(incidents_family_, incident_cache_, {{"code", label}, {"stage", s}},
+                label + "/" + s);
+}
+
+pm::Counter& ProxyMetrics::trace_fetch(std::string_view outcome) {
+  std::string o(outcome);
+  std::lock_guard lock(mutex_);
+  return cached(trace_fetch_family_, trace_fetch_cache_, {{"outcome", o}}, o);
+}
+
+pm::Counter& ProxyMetrics::cached(pm::Family<pm::Counter>& family,
+                                  std::map<std::string, pm::Counter*>& cache,
+                                  const std::map<std::string, std::string>& labels,
+                                  const std::string& key) {
+  auto it = cache.find(key);
+  if (it != cache.end()) return *it->second;
+  pm::Counter& counter = family.Add(labels);
+  cache.emplace(key, &counter);
+  return counter;
+}
+
+}  // namespace wsgate::proxy

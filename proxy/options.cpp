@@ -1,0 +1,143 @@
+#include "proxy/options.hpp"
+
+#include <algorithm>
+#include <iostream>
+#include <thread>
+
+#include "common/yaml_config.hpp"
+
+namespace wsgate::proxy {
+namespace {
+
+struct HostPortValidator : CLI::Validator {
+  HostPortValidator() : CLI::Validator("HOST:PORT") {
+    func_ = [](std::string& s) {
+      return parse_host_port(s) ? std::string() : "expected HOST:PORT, got '" + s + "'";
+    };
+  }
+};
+
+struct UrlValidator : CLI::Validator {
+  UrlValidator() : CLI::Validator("URL") {
+    func_ = [](std::string& s) {
+      std::string error;
+      return parse_upstream_url(s, error) ? std::string() : error;
+    };
+  }
+};
+
+}  // namespace
+
+std::optional<ProxyOptions> parse_options(int argc, char** argv, int& exit_code) {
+  ProxyOptions out;
+  ProxyConfig& c = out.config;
+  CLI::App app{"wsgate: transparent WebSocket proxy and diagnostic gateway", "wsgate"};
+  app.get_formatter()->column_width(40);
+  add_yaml_config_option(app);
+
+  std::string listen = c.listen.to_string(), admin = c.admin.to_string();
+  std::string upstream, trace_url, tap_mode = "enforce", log_format = "text", log_level = "info";
+  std::vector<std::string> routes;
+  std::vector<int> incident_codes{1011};
+  int tls_hs_ms = 10000, hs_ms = 10000, connect_ms = 5000, idle_s = 0, close_ms = 5000,
+      drain_s = 10, trace_fetch_ms = 2000;
+  unsigned threads = std::max(1u, std::thread::hardware_concurrency());
+
+  app.add_option("--listen", listen, "Client listener address")->check(HostPortValidator())->capture_default_str();
+  app.add_option("--tls-cert", c.tls_cert, "Listener certificate chain (PEM); TLS when given with --tls-key")->check(CLI::ExistingFile);
+  app.add_option("--tls-key", c.tls_key, "Listener private key (PEM)")->check(CLI::ExistingFile);
+  app.add_option("--upstream", upstream, "Default upstream, ws://HOST:PORT[/prefix] or wss://...")->check(UrlValidator());
+  app.add_option("--route", routes, "Extra route PREFIX=URL[,TRACE_URL] (repeatable); longest prefix wins");
+  app.add_option("--upstream-trace-url", trace_url,
+                 "Backend stage-trace URL template holding {correlation_id}, for the default route");
+  app.add_option("--upstream-ca", c.upstream_ca, "CA bundle for wss:// upstreams (default: system CAs)")->check(CLI::ExistingFile);
+  app.add_option("--upstream-client-cert", c.upstream_client_cert, "Client certificate for wss:// upstreams")->check(CLI::ExistingFile);
+  app.add_option("--upstream-client-key", c.upstream_client_key, "Client key for wss:// upstreams")->check(CLI::ExistingFile);
+  app.add_flag("!--upstream-insecure", c.upstream_verify, "Do not verify the upstream certificate (testing only)");
+  app.add_option("--admin", admin, "Admin HTTP address: /metrics /healthz /readyz /incidents /connections")->check(HostPortValidator())->capture_default_str();
+  app.add_option("--incident-log", c.incident_log, "Append-only JSONL incident log (loaded back on start)");
+  app.add_option("--incident-codes", incident_codes, "Close codes that open an incident")->capture_default_str();
+  app.add_option("--incident-capacity", c.incident_capacity, "Incidents kept in memory")->capture_default_str();
+  app.add_option("--incident-log-max-bytes", c.incident_log_max_bytes, "Rotate the incident log past this size")->capture_default_str();
+  app.add_option("--incident-fsync", c.incident_fsync, "Incident log fsync policy")->check(CLI::IsMember({"always", "interval", "never"}))->capture_default_str();
+  app.add_option("--trace-fetch-timeout-ms", trace_fetch_ms, "Backend trace fetch timeout")->capture_default_str();
+  app.add_option("--log-format", log_format, "Log line format")->check(CLI::IsMember({"json", "text"}))->capture_default_str();
+  app.add_option("--log-level", log_level, "trace|debug|info|warn|error|critical|off")->check(CLI::IsMember({"trace", "debug", "info", "warn", "warning", "error", "critical", "off"}))->capture_default_str();
+  app.add_option("--threads", threads, "I/O threads (default: hardware threads)")->check(CLI::Range(1u, 256u))->capture_default_str();
+  app.add_option("--tap-mode", tap_mode, "Frame tap: enforce (close on violations), observe (count only), off")->check(CLI::IsMember({"enforce", "observe", "off"}))->capture_default_str();
+  app.add_option("--max-message-bytes", c.max_message_bytes, "Per-message size cap enforced by the tap")->capture_default_str();
+  app.add_option("--max-fragments", c.max_fragments_per_message, "Frames per message cap")->capture_default_str();
+  app.add_option("--max-header-bytes", c.max_header_bytes, "Upgrade request header limit (431 past it)")->capture_default_str();
+  app.add_option("--relay-buffer-bytes", c.relay_buffer_bytes, "Relay buffer per direction")->check(CLI::Range(1024ul, 1ul << 24))->capture_default_str();
+  app.add_option("--tls-handshake-timeout-ms", tls_hs_ms, "Client TLS handshake timeout")->capture_default_str();
+  app.add_option("--handshake-timeout-ms", hs_ms, "HTTP upgrade timeout (client and upstream)")->capture_default_str();
+  app.add_option("--upstream-connect-timeout-ms", connect_ms, "Upstream TCP connect timeout, all addresses")->capture_default_str();
+  app.add_option("--idle-timeout", idle_s, "Close sessions idle this many seconds (0: never)")->capture_default_str();
+  app.add_option("--close-timeout-ms", close_ms, "Time allowed for a close handshake")->capture_default_str();
+  app.add_option("--drain-timeout", drain_s, "Seconds to wait for sessions on SIGTERM")->capture_default_str();
+  app.add_option("--max-connections", c.max_connections, "Global session cap (503 past it)")->capture_default_str();
+  app.add_option("--max-connections-per-ip", c.max_connections_per_ip, "Per-client-IP cap (0: none)")->capture_default_str();
+  app.add_flag("!--no-trust-client-correlation-id", c.trust_client_correlation_id, "Always generate correlation IDs");
+  app.add_option("--max-private-close-codes", c.max_private_close_codes, "Distinct 3000-4999 close-code labels before 'other'")->capture_default_str();
+  app.add_option("--port-file", c.port_file, "Write the bound ports as JSON here (for tests and scripts)");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    exit_code = report_parse_error(app, e);
+    return std::nullopt;
+  }
+
+  auto fail = [&](const std::string& msg) -> std::optional<ProxyOptions> {
+    std::cerr << "wsgate: " << msg << "\n";
+    exit_code = 2;
+    return std::nullopt;
+  };
+  c.listen = *parse_host_port(listen);
+  c.admin = *parse_host_port(admin);
+  if (c.tls_cert.empty() != c.tls_key.empty()) return fail("--tls-cert and --tls-key go together");
+  std::string error;
+  if (!upstream.empty()) c.routes.push_back({"/", *parse_upstream_url(upstream, error), trace_url});
+  for (auto& r : routes) {
+    auto eq = r.find('=');
+    if (eq == std::string::npos || eq == 0 || r[0] != '/')
+      return fail("--route must be PREFIX=URL[,TRACE_URL], got '" + r + "'");
+    std::string url_part = r.substr(eq + 1), trace_part;
+    if (auto comma = url_part.find(','); comma != std::string::npos) {
+      trace_part = url_part.substr(comma + 1);
+      url_part.resize(comma);
+    }
+    auto url = parse_upstream_url(url_part, error);
+    if (!url) return fail("--route " + r + ": " + error);
+    std::string prefix = r.substr(0, eq);
+    while (prefix.size() > 1 && prefix.back() == '/') prefix.pop_back();
+    c.routes.push_back({prefix, *url, trace_part});
+  }
+  if (c.routes.empty()) return fail("no upstream: give --upstream URL (or --route)");
+  for (auto& r : c.routes)
+    if (!r.trace_url_template.empty() &&
+        r.trace_url_template.find("{correlation_id}") == std::string::npos)
+      return fail("trace URL template must hold {correlation_id}: " + r.trace_url_template);
+  std::stable_sort(c.routes.begin(), c.routes.end(), [](const Route& a, const Route& b) {
+    return a.path_prefix.size() > b.path_prefix.size();
+  });
+  c.incident_codes.clear();
+  for (int code : incident_codes) {
+    if (code < 1000 || code > 4999) return fail("--incident-codes: " + std::to_string(code) + " is not a close code");
+    c.incident_codes.push_back(static_cast<std::uint16_t>(code));
+  }
+  c.threads = threads;
+  c.tap_mode = tap_mode == "enforce" ? TapMode::enforce : tap_mode == "observe" ? TapMode::observe : TapMode::off;
+  c.tls_handshake_timeout = std::chrono::milliseconds(tls_hs_ms);
+  c.handshake_timeout = std::chrono::milliseconds(hs_ms);
+  c.upstream_connect_timeout = std::chrono::milliseconds(connect_ms);
+  c.idle_timeout = std::chrono::seconds(idle_s);
+  c.close_timeout = std::chrono::milliseconds(close_ms);
+  c.drain_timeout = std::chrono::seconds(drain_s);
+  c.trace_fetch_timeout = std::chrono::milliseconds(trace_fetch_ms);
+  out.log_format = *logging::parse_format(log_format);
+  out.log_level = *logging::parse_level(log_level == "warning" ? "warn" : log_level);
+  return out;
+}
+
+}  // namespace wsgate::proxy

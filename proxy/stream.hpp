@@ -1,0 +1,64 @@
+#pragma once
+// One byte stream that is plain TCP or TLS, chosen at run time. The branch is
+// per operation and the completion handlers stay concrete, so Asio's
+// recycling handler allocator applies: no heap allocation per read or write
+// (a type-erased std::function handler would allocate every time).
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/stream.hpp>
+
+#include <memory>
+#include <optional>
+#include <utility>
+
+namespace wsgate::proxy {
+
+class AnyStream {
+ public:
+  using tcp = boost::asio::ip::tcp;
+  using executor_type = tcp::socket::executor_type;
+  using TlsStream = boost::asio::ssl::stream<tcp::socket>;
+
+  explicit AnyStream(tcp::socket socket) : plain_(std::move(socket)) {}
+  AnyStream(tcp::socket socket, boost::asio::ssl::context& ctx)
+      : tls_(std::in_place, std::move(socket), ctx) {}
+
+  bool is_tls() const { return tls_.has_value(); }
+  TlsStream& tls() { return *tls_; }
+  tcp::socket& socket() { return tls_ ? tls_->next_layer() : *plain_; }
+  executor_type get_executor() { return socket().get_executor(); }
+
+  template <class Buffers, class Handler>
+  void async_read_some(const Buffers& buffers, Handler&& handler) {
+    if (tls_)
+      tls_->async_read_some(buffers, std::forward<Handler>(handler));
+    else
+      plain_->async_read_some(buffers, std::forward<Handler>(handler));
+  }
+
+  template <class Buffers, class Handler>
+  void async_write_some(const Buffers& buffers, Handler&& handler) {
+    if (tls_)
+      tls_->async_write_some(buffers, std::forward<Handler>(handler));
+    else
+      plain_->async_write_some(buffers, std::forward<Handler>(handler));
+  }
+
+  // Ends the write side: TCP FIN on plain streams; on TLS the socket's send
+  // side too (a close_notify exchange could stall on a dead peer).
+  void shutdown_send() {
+    boost::system::error_code ignored;
+    socket().shutdown(tcp::socket::shutdown_send, ignored);
+  }
+
+  void close() {
+    boost::system::error_code ignored;
+    socket().shutdown(tcp::socket::shutdown_both, ignored);
+    socket().close(ignored);
+  }
+
+ private:
+  std::optional<tcp::socket> plain_;
+  std::optional<TlsStream> tls_;
+};
+
+}  // namespace wsgate::proxy

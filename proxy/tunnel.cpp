@@ -1,0 +1,429 @@
+#include "proxy/tunnel.hpp"
+
+#include <boost/asio/post.hpp>
+#include <boost/asio/ssl/error.hpp>
+#include <boost/asio/write.hpp>
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cstring>
+
+#include "common/logging.hpp"
+
+namespace wsgate::proxy {
+
+namespace net = boost::asio;
+using Clock = std::chrono::steady_clock;
+using tap::Direction;
+
+namespace {
+
+tap::TapConfig tap_config(const ProxyConfig& cfg, Direction d, bool deflate) {
+  tap::TapConfig t;
+  t.direction = d;
+  t.deflate_negotiated = deflate;
+  t.max_message_bytes = cfg.max_message_bytes;
+  t.max_fragments_per_message = cfg.max_fragments_per_message;
+  t.capture_text_bytes = d == Direction::upstream_to_client ? cfg.last_message_capture_bytes : 0;
+  return t;
+}
+
+bool is_normal_end(const boost::system::error_code& ec) {
+  return ec == net::error::eof || ec == net::ssl::error::stream_truncated;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- Pump
+
+Tunnel::Pump::Pump(Tunnel& t, Direction d, AnyStream& src, AnyStream& dst,
+                   const tap::TapConfig& cfg, std::size_t buffer_bytes)
+    : tunnel(t),
+      dir(d),
+      from(src),
+      to(dst),
+      tap(cfg, this),
+      buffer(std::make_unique<std::uint8_t[]>(buffer_bytes)),
+      buffer_size(buffer_bytes) {}
+
+void Tunnel::Pump::on_close(uint16_t code, std::string_view reason) {
+  tunnel.record_close(code, reason,
+                      dir == Direction::client_to_upstream ? Initiator::client : Initiator::upstream);
+}
+
+void Tunnel::Pump::on_ping(std::span<const uint8_t> payload) {
+  ping_len = payload.size();
+  std::memcpy(ping_payload.data(), payload.data(), ping_len);
+  ping_time = Clock::now();
+  ping_outstanding = true;
+}
+
+void Tunnel::Pump::on_pong(std::span<const uint8_t> payload) {
+  Pump& pinger = tunnel.other(*this);
+  if (!pinger.ping_outstanding || payload.size() != pinger.ping_len ||
+      std::memcmp(payload.data(), pinger.ping_payload.data(), payload.size()) != 0)
+    return;  // unsolicited pong (a heartbeat) or a stale one
+  pinger.ping_outstanding = false;
+  std::chrono::duration<double> rtt = Clock::now() - pinger.ping_time;
+  tunnel.gateway_.metrics().ping_rtt_seconds.Observe(rtt.count());
+}
+
+// ---------------------------------------------------------------- Tunnel
+
+Tunnel::Tunnel(Gateway& gateway, TunnelParams params)
+    : gateway_(gateway),
+      client_(std::move(params.client)),
+      upstream_(std::move(params.upstream)),
+      summary_(std::move(params.summary)),
+      client_ip_(std::move(params.client_ip)),
+      c2u_(*this, Direction::client_to_upstream, client_, upstream_,
+           tap_config(gateway.config(), Direction::client_to_upstream, params.deflate),
+           gateway.config().relay_buffer_bytes),
+      u2c_(*this, Direction::upstream_to_client, upstream_, client_,
+           tap_config(gateway.config(), Direction::upstream_to_client, params.deflate),
+           gateway.config().relay_buffer_bytes),
+      timer_(client_.get_executor()) {
+  c2u_.early = std::move(params.client_early);
+  u2c_.early = std::move(params.upstream_early);
+}
+
+Tunnel::~Tunnel() {
+  if (!finished_) gateway_.release(client_ip_);
+}
+
+void Tunnel::start() {
+  started_ = last_activity_ = last_log_ = Clock::now();
+  registry_id_ = gateway_.add_session(weak_from_this());
+  gateway_.metrics().connections_active.Increment();
+  WSG_LOG(spdlog::level::info, summary_.correlation_id,
+          "session open client={} upstream={} target={} deflate={}", summary_.client,
+          summary_.upstream, summary_.target, c2u_.tap.config().deflate_negotiated);
+  if (gateway_.config().tap_mode == TapMode::off) c2u_.at_boundary = u2c_.at_boundary = false;
+  for (Pump* p : {&c2u_, &u2c_}) {
+    if (p->early.empty())
+      do_read(*p);
+    else
+      forward(*p, reinterpret_cast<const std::uint8_t*>(p->early.data()), p->early.size());
+  }
+  arm_timer();
+}
+
+void Tunnel::do_read(Pump& p) {
+  if (finished_ || p.read_done || p.reading) return;
+  p.reading = true;
+  p.from.async_read_some(net::buffer(p.buffer.get(), p.buffer_size),
+                         [self = shared_from_this(), &p](boost::system::error_code ec,
+                                                         std::size_t n) { self->on_read(p, ec, n); });
+}
+
+void Tunnel::on_read(Pump& p, boost::system::error_code ec, std::size_t n) {
+  p.reading = false;
+  if (finished_) return;
+  if (ec) return on_read_end(p, ec);
+  last_activity_ = Clock::now();
+  if (p.injected_close || p.violation_cut) {
+    // We already closed this direction towards the receiver: nothing more
+    // may reach it. Keep watching for the sender's close, drop the bytes.
+    if (!p.violation_cut && gateway_.config().tap_mode != TapMode::off) p.tap.feed(p.buffer.get(), n);
+    return do_read(p);
+  }
+  forward(p, p.buffer.get(), n);
+}
+
+void Tunnel::forward(Pump& p, const std::uint8_t* data, std::size_t n) {
+  std::size_t send = n;
+  p.raw_bytes += n;
+  const TapMode mode = gateway_.config().tap_mode;
+  if (mode != TapMode::off) {
+    tap::Violation v = p.tap.feed(data, n);
+    if (v != tap::Violation::none && mode == TapMode::enforce) {
+      // Relay up to the first byte of the offending frame, which is a frame
+      // boundary, so the close frames we inject next are well-formed.
+      std::uint64_t chunk_start = p.tap.stats().bytes - n;
+      std::uint64_t cut = p.tap.first_violation_offset() - chunk_start;
+      send = static_cast<std::size_t>(std::min<std::uint64_t>(cut, n));
+      p.violation_cut = true;
+    }
+  }
+  if (send > 0) return do_write(p, data, send);
+  on_write(p, {});
+}
+
+void Tunnel::do_write(Pump& p, const std::uint8_t* data, std::size_t n) {
+  p.writing = true;
+  net::async_write(p.to, net::buffer(data, n),
+                   [self = shared_from_this(), &p](boost::system::error_code ec, std::size_t) {
+                     self->on_write(p, ec);
+                   });
+}
+
+void Tunnel::on_write(Pump& p, boost::system::error_code ec) {
+  p.writing = false;
+  if (finished_) return;
+  if (ec) {
+    // The receiver is gone. Tell the surviving side, as if its peer's read
+    // had ended, and stop this direction.
+    p.output_closed = true;
+    p.read_done = true;
+    Initiator lost = p.dir == Direction::client_to_upstream ? Initiator::upstream : Initiator::client;
+    summary_.end_detail = std::string("write to ") + std::string(to_string(lost)) +
+                          " failed: " + ec.message();
+    record_close(kCloseAbnormal, "", lost);
+    Pump& back = other(p);
+    inject_close(back, lost == Initiator::upstream ? kCloseBadGateway : kCloseGoingAway,
+                 lost == Initiator::upstream ? "upstream went away" : "client went away", true);
+    return maybe_finish();
+  }
+  if (!p.early.empty()) std::string().swap(p.early);  // the handshake leftovers are out
+  if (gateway_.config().tap_mode != TapMode::off)
+    p.at_boundary = p.violation_cut || p.tap.at_frame_boundary();
+  flush_stats_if_due(p);
+  if (p.violation_cut && !p.injected_close && !closing_) {
+    on_violation(p, p.tap.first_violation());
+  } else if (p.inject_pending) {
+    flush_inject(p);
+    if (p.writing) return;
+  }
+  if (p.shutdown_pending && !p.writing) end_output(p);
+  do_read(p);
+  maybe_finish();
+}
+
+void Tunnel::on_read_end(Pump& p, boost::system::error_code ec) {
+  p.read_done = true;
+  Initiator side = p.dir == Direction::client_to_upstream ? Initiator::client : Initiator::upstream;
+  if (p.tap.close_seen() || p.injected_close) {
+    // Orderly: the sender closed (or we closed towards it) and then ended
+    // TCP. Pass the end on.
+    end_output(p);
+  } else {
+    if (summary_.end_detail.empty())
+      summary_.end_detail = std::string(to_string(side)) +
+                            (is_normal_end(ec) ? " ended TCP without a close frame"
+                                               : " connection error: " + ec.message());
+    record_close(kCloseAbnormal, "", side);
+    if (side == Initiator::upstream)
+      inject_close(p, kCloseBadGateway, "upstream went away", true);
+    else
+      inject_close(p, kCloseGoingAway, "client went away", true);
+  }
+  begin_closing();
+  maybe_finish();
+}
+
+void Tunnel::inject_close(Pump& p, std::uint16_t code, std::string_view reason,
+                          bool then_shutdown) {
+  if (p.output_closed) return;
+  if (p.injected_close || p.inject_pending || p.tap.close_seen() ||
+      gateway_.config().tap_mode == TapMode::off) {
+    // A close already went this way (or we cannot find frame boundaries).
+    if (then_shutdown) end_output(p);
+    return;
+  }
+  p.inject_len = build_close_frame(p.inject.data(), code, reason,
+                                   p.dir == Direction::client_to_upstream);
+  p.inject_pending = true;
+  if (then_shutdown) p.shutdown_pending = true;
+  if (!p.writing) flush_inject(p);
+}
+
+void Tunnel::flush_inject(Pump& p) {
+  if (!p.inject_pending || p.writing) return;
+  if (!p.at_boundary) {
+    // Mid-frame. A live sender will reach a boundary; a dead one never will,
+    // and then a bare TCP end is all that is left.
+    if (p.read_done) {
+      p.inject_pending = false;
+      end_output(p);
+    }
+    return;
+  }
+  p.inject_pending = false;
+  p.injected_close = true;
+  p.writing = true;
+  net::async_write(p.to, net::buffer(p.inject.data(), p.inject_len),
+                   [self = shared_from_this(), &p](boost::system::error_code ec, std::size_t) {
+                     p.writing = false;
+                     if (self->finished_) return;
+                     if (ec) p.output_closed = true;
+                     if (p.shutdown_pending) self->end_output(p);
+                     self->do_read(p);
+                     self->maybe_finish();
+                   });
+}
+
+void Tunnel::end_output(Pump& p) {
+  if (p.output_closed) return;
+  if (p.writing || p.inject_pending) {
+    p.shutdown_pending = true;
+    return;
+  }
+  p.shutdown_pending = false;
+  p.output_closed = true;
+  p.to.shutdown_send();
+}
+
+void Tunnel::record_close(std::uint16_t code, std::string_view reason, Initiator who) {
+  if (close_recorded_) return;
+  close_recorded_ = true;
+  summary_.code = code;
+  summary_.reason = std::string(reason);
+  summary_.initiator = who;
+  begin_closing();
+}
+
+void Tunnel::begin_closing() {
+  if (closing_) return;
+  closing_ = true;
+  close_deadline_ = Clock::now() + gateway_.config().close_timeout;
+  arm_timer();
+}
+
+void Tunnel::on_violation(Pump& p, tap::Violation v) {
+  const bool size = v == tap::Violation::message_too_big || v == tap::Violation::too_many_fragments;
+  const std::uint16_t code = size ? kCloseTooBig : kCloseProtocolError;
+  Initiator sender = p.dir == Direction::client_to_upstream ? Initiator::client : Initiator::upstream;
+  summary_.end_detail = "protocol violation " + std::string(tap::to_string(v)) + " by " +
+                        std::string(to_string(sender));
+  WSG_LOG(spdlog::level::warn, summary_.correlation_id, "{}; closing with {}", summary_.end_detail,
+          code);
+  record_close(code, tap::to_string(v), Initiator::proxy);
+  inject_close(other(p), code, tap::to_string(v), false);
+  inject_close(p, kCloseGoingAway, "peer violated the protocol", false);
+}
+
+void Tunnel::drain() {
+  net::post(timer_.get_executor(), [self = shared_from_this()] {
+    if (self->finished_ || self->closing_) return;
+    self->draining_ = true;
+    self->summary_.end_detail = "proxy shutting down";
+    self->record_close(kCloseGoingAway, "going away", Initiator::proxy);
+    self->inject_close(self->c2u_, kCloseGoingAway, "going away", false);
+    self->inject_close(self->u2c_, kCloseGoingAway, "going away", false);
+  });
+}
+
+void Tunnel::arm_timer() {
+  if (finished_) return;
+  const auto& cfg = gateway_.config();
+  auto next = last_log_ + cfg.long_session_log_interval;
+  if (closing_) next = std::min(next, close_deadline_);
+  else if (cfg.idle_timeout.count() > 0) next = std::min(next, last_activity_ + cfg.idle_timeout);
+  timer_.expires_at(next);
+  timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) { self->on_timer(ec); });
+}
+
+void Tunnel::on_timer(boost::system::error_code ec) {
+  if (ec || finished_) return;
+  const auto& cfg = gateway_.config();
+  auto now = Clock::now();
+  if (closing_ && now >= close_deadline_) {
+    gateway_.metrics().timeout(TimeoutKind::close_handshake).Increment();
+    if (summary_.end_detail.empty()) summary_.end_detail = "close handshake timed out";
+    WSG_LOG(spdlog::level::info, summary_.correlation_id, "close handshake timed out after {} ms",
+            cfg.close_timeout.count());
+    return finish();
+  }
+  if (!closing_ && cfg.idle_timeout.count() > 0 && now - last_activity_ >= cfg.idle_timeout) {
+    gateway_.metrics().timeout(TimeoutKind::idle).Increment();
+    summary_.end_detail = "idle timeout";
+    WSG_LOG(spdlog::level::info, summary_.correlation_id, "idle timeout after {} ms",
+            cfg.idle_timeout.count());
+    record_close(kCloseGoingAway, "idle timeout", Initiator::proxy);
+    inject_close(c2u_, kCloseGoingAway, "idle timeout", false);
+    inject_close(u2c_, kCloseGoingAway, "idle timeout", false);
+  }
+  if (now - last_log_ >= cfg.long_session_log_interval) {
+    last_log_ = now;
+    flush_stats(c2u_);
+    flush_stats(u2c_);
+    WSG_LOG(spdlog::level::info, summary_.correlation_id,
+            "session alive client={} upstream={} age_s={} c2u_frames={} c2u_bytes={} "
+            "u2c_frames={} u2c_bytes={}",
+            summary_.client, summary_.upstream,
+            std::chrono::duration_cast<std::chrono::seconds>(now - started_).count(),
+            c2u_.published_frames.load(), c2u_.published_bytes.load(),
+            u2c_.published_frames.load(), u2c_.published_bytes.load());
+  }
+  arm_timer();
+}
+
+void Tunnel::maybe_finish() {
+  if (finished_) return;
+  bool c2u_done = c2u_.read_done && !c2u_.writing;
+  bool u2c_done = u2c_.read_done && !u2c_.writing;
+  if (c2u_done && u2c_done) finish();
+}
+
+void Tunnel::flush_stats_if_due(Pump& p) {
+  auto now = Clock::now();
+  if (now - p.last_flush >= std::chrono::seconds(1)) flush_stats(p);
+}
+
+void Tunnel::flush_stats(Pump& p) {
+  p.last_flush = Clock::now();
+  auto& m = gateway_.metrics();
+  const tap::TapStats& s = p.tap.stats();
+  std::uint64_t frames = 0;
+  for (unsigned op = 0; op < 16; ++op) {
+    frames += s.frames[op];
+    if (auto d = s.frames[op] - p.flushed.frames[op]) m.frames(p.dir, op).Increment(static_cast<double>(d));
+  }
+  // With the tap off, bytes are all we know; count them from the pump.
+  std::uint64_t bytes = gateway_.config().tap_mode == TapMode::off ? p.raw_bytes : s.bytes;
+  if (auto d = bytes - p.flushed_bytes) m.bytes(p.dir).Increment(static_cast<double>(d));
+  for (std::size_t k = 1; k < tap::kViolationKinds; ++k)
+    if (auto d = s.violation_kinds[k] - p.flushed.violation_kinds[k])
+      m.violation(p.dir, tap::to_string(static_cast<tap::Violation>(k)))
+          .Increment(static_cast<double>(d));
+  p.flushed = s;
+  p.flushed_bytes = bytes;
+  p.published_frames.store(frames, std::memory_order_relaxed);
+  p.published_bytes.store(bytes, std::memory_order_relaxed);
+}
+
+void Tunnel::finish() {
+  if (finished_) return;
+  finished_ = true;
+  timer_.cancel();
+  flush_stats(c2u_);
+  flush_stats(u2c_);
+  client_.close();
+  upstream_.close();
+
+  summary_.duration =
+      std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started_);
+  summary_.close_handshake_complete = c2u_.tap.close_seen() && u2c_.tap.close_seen();
+  for (Pump* p : {&c2u_, &u2c_}) {
+    auto& d = p->dir == Direction::client_to_upstream ? summary_.client_to_upstream
+                                                      : summary_.upstream_to_client;
+    d.frames = p->published_frames.load();
+    d.bytes = p->published_bytes.load();
+    d.messages = p->tap.stats().messages;
+    d.violations = p->tap.stats().violations;
+  }
+  summary_.last_upstream_message = std::string(u2c_.tap.last_text());
+  summary_.last_upstream_message_truncated = u2c_.tap.last_text_truncated();
+  summary_.last_upstream_message_compressed = u2c_.tap.last_text_compressed();
+
+  gateway_.metrics().connections_active.Decrement();
+  gateway_.remove_session(registry_id_);
+  gateway_.release(client_ip_);
+  gateway_.report_session_end(summary_);
+}
+
+nlohmann::json Tunnel::snapshot() const {
+  auto age = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started_);
+  return {{"correlation_id", summary_.correlation_id},
+          {"client", summary_.client},
+          {"route", summary_.route},
+          {"upstream", summary_.upstream},
+          {"target", summary_.target},
+          {"age_ms", age.count()},
+          {"client_to_upstream",
+           {{"frames", c2u_.published_frames.load()}, {"bytes", c2u_.published_bytes.load()}}},
+          {"upstream_to_client",
+           {{"frames", u2c_.published_frames.load()}, {"bytes", u2c_.published_bytes.load()}}}};
+}
+
+}  // namespace wsgate::proxy

@@ -1,0 +1,133 @@
+#pragma once
+// After the 101: bytes flow both ways unchanged through two pumps, each with
+// its own frame tap, bounded buffer and at most one write in flight. The
+// tunnel owns the close bookkeeping: who closed, with what, and whether the
+// close handshake completed.
+#include <boost/asio/steady_timer.hpp>
+
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "proxy/close_frame.hpp"
+#include "proxy/gateway.hpp"
+#include "proxy/session_summary.hpp"
+#include "proxy/stream.hpp"
+#include "proxy/tap/frame_tap.hpp"
+
+namespace wsgate::proxy {
+
+struct TunnelParams {
+  AnyStream client;
+  AnyStream upstream;
+  SessionSummary summary;    // identity fields filled by the handshake
+  bool deflate = false;      // permessage-deflate negotiated
+  std::string client_early;   // bytes read past the client's request
+  std::string upstream_early; // bytes read past the upstream's 101
+  std::string client_ip;      // for the admission count
+};
+
+class Tunnel : public LiveSession, public std::enable_shared_from_this<Tunnel> {
+ public:
+  Tunnel(Gateway& gateway, TunnelParams params);
+  ~Tunnel() override;
+
+  void start();
+  nlohmann::json snapshot() const override;
+  void drain() override;
+
+ private:
+  // One direction: read from `from`, tap, write to `to`.
+  struct Pump final : tap::TapSink {
+    Pump(Tunnel& t, tap::Direction d, AnyStream& src, AnyStream& dst, const tap::TapConfig& cfg,
+         std::size_t buffer_bytes);
+    void on_close(uint16_t code, std::string_view reason) override;
+    void on_ping(std::span<const uint8_t> payload) override;
+    void on_pong(std::span<const uint8_t> payload) override;
+
+    Tunnel& tunnel;
+    tap::Direction dir;
+    AnyStream& from;
+    AnyStream& to;
+    tap::FrameTap tap;
+    std::unique_ptr<std::uint8_t[]> buffer;
+    std::size_t buffer_size;
+    std::string early;  // bytes that arrived with the handshake
+
+    bool reading = false;
+    bool writing = false;
+    bool read_done = false;      // EOF or error on `from`
+    bool output_closed = false;  // we ended `to`'s write side
+    bool at_boundary = true;     // as delivered to the receiver
+    bool violation_cut = false;  // enforce mode stopped this direction
+
+    // A frame the proxy writes itself into this direction.
+    std::array<std::uint8_t, kMaxCloseFrame> inject{};
+    std::size_t inject_len = 0;
+    bool inject_pending = false;
+    bool injected_close = false;
+    bool shutdown_pending = false;  // end `to` once the write in flight is done
+
+    // Ping seen in this direction, waiting for the pong in the other.
+    std::array<std::uint8_t, 125> ping_payload{};
+    std::size_t ping_len = 0;
+    bool ping_outstanding = false;
+    std::chrono::steady_clock::time_point ping_time;
+
+    // Counts already added to Prometheus.
+    tap::TapStats flushed{};
+    std::uint64_t raw_bytes = 0;  // every byte read, for --tap-mode off
+    std::uint64_t flushed_bytes = 0;
+    std::chrono::steady_clock::time_point last_flush{};
+    std::atomic<std::uint64_t> published_frames{0};
+    std::atomic<std::uint64_t> published_bytes{0};
+  };
+
+  Pump& other(Pump& p) { return &p == &c2u_ ? u2c_ : c2u_; }
+
+  void do_read(Pump& p);
+  void on_read(Pump& p, boost::system::error_code ec, std::size_t n);
+  void forward(Pump& p, const std::uint8_t* data, std::size_t n);
+  void do_write(Pump& p, const std::uint8_t* data, std::size_t n);
+  void on_write(Pump& p, boost::system::error_code ec);
+  void on_read_end(Pump& p, boost::system::error_code ec);
+
+  // Queue a close frame into p's output at the next frame boundary; if the
+  // stream can never reach one (mid-frame, tap off), end its TCP instead.
+  void inject_close(Pump& p, std::uint16_t code, std::string_view reason, bool then_shutdown);
+  void flush_inject(Pump& p);
+  void end_output(Pump& p);
+
+  void record_close(std::uint16_t code, std::string_view reason, Initiator who);
+  void begin_closing();
+  void on_violation(Pump& p, tap::Violation v);
+  void arm_timer();
+  void on_timer(boost::system::error_code ec);
+  void maybe_finish();
+  void finish();
+  void flush_stats(Pump& p);
+  void flush_stats_if_due(Pump& p);
+
+  Gateway& gateway_;
+  AnyStream client_;
+  AnyStream upstream_;
+  SessionSummary summary_;
+  std::string client_ip_;
+  Pump c2u_;
+  Pump u2c_;
+  boost::asio::steady_timer timer_;
+  std::uint64_t registry_id_ = 0;
+
+  std::chrono::steady_clock::time_point started_;
+  std::chrono::steady_clock::time_point last_activity_;
+  std::chrono::steady_clock::time_point last_log_;
+  std::chrono::steady_clock::time_point close_deadline_;
+  bool close_recorded_ = false;
+  bool closing_ = false;
+  bool finished_ = false;
+  bool draining_ = false;
+};
+
+}  // namespace wsgate::proxy
