@@ -10,7 +10,7 @@ PACKAGES=(
   prometheus-cpp-dev libyaml-cpp-dev libcli11-dev libjwt-dev libgtest-dev
   # runtime and tests
   openssl ca-certificates python3 python3-websockets python3-yaml python3-pytest
-  prometheus nodejs npm curl procps
+  prometheus prometheus-alertmanager nodejs npm curl procps
   # peers for benchmarks and conformance checks
   nginx haproxy tshark
 )
