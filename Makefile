@@ -45,7 +45,7 @@ tsan: bootstrap
 
 fuzz: bootstrap
 	@CXX=clang++ cmake -S . -B $(FUZZ_BUILD) $(CMAKE_GEN) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWSGATE_FUZZ=ON -DWSGATE_TESTS=OFF >/dev/null
-	@cmake --build $(FUZZ_BUILD) -j $(JOBS)
+	@cmake --build $(FUZZ_BUILD) --target wsgate_fuzzers -j $(JOBS)
 	@tests/fuzz/run.sh $(FUZZ_BUILD) $${FUZZ_SECONDS:-60}
 
 clean:
