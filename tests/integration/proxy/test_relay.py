@@ -1,0 +1,126 @@
+"""Bytes flow both ways unchanged; frames, closes and bytes are counted exactly."""
+import asyncio
+import hashlib
+import os
+import random
+import socket
+
+import websockets
+
+from wsgate_harness import (FrameReader, close_payload, frame, metric, raw_connect, wait_for)
+
+
+def run(coro):
+    return asyncio.run(asyncio.wait_for(coro, 60))
+
+
+def test_random_messages_round_trip_by_hash(upstream, proxy_factory):
+    proxy = proxy_factory(f"ws://127.0.0.1:{upstream.ws}")
+    rng = random.Random(6455)
+    sizes = [0, 1, 125, 126, 127, 65535, 65536, 65537] + [rng.randint(0, 4 << 20) for _ in range(6)]
+
+    async def go():
+        url = f"ws://127.0.0.1:{proxy.ports['listen']}/echo"
+        async with websockets.connect(url, max_size=None, compression=None) as ws:
+            for size in sizes:
+                data = os.urandom(size)
+                await ws.send(data)
+                back = await ws.recv()
+                assert hashlib.sha256(back).hexdigest() == hashlib.sha256(data).hexdigest(), size
+            text = "".join(chr(rng.randint(0x20, 0x2FFF)) for _ in range(5000))
+            await ws.send(text)
+            assert await ws.recv() == text
+    run(go())
+    admin = proxy.ports["admin"]
+    wait_for(lambda: metric(admin, "wsgate_closes_total", code="1000", initiator="client") == 1,
+             what="close counted")
+    n = len(sizes)
+    assert metric(admin, "wsgate_frames_total", direction="client_to_upstream", opcode="binary") == n
+    assert metric(admin, "wsgate_frames_total", direction="upstream_to_client", opcode="binary") == n
+    assert metric(admin, "wsgate_frames_total", direction="client_to_upstream", opcode="text") == 1
+    assert metric(admin, "wsgate_frames_total", direction="client_to_upstream", opcode="close") == 1
+    assert metric(admin, "wsgate_frames_total", direction="upstream_to_client", opcode="close") == 1
+    assert metric(admin, "wsgate_handshakes_total", outcome="ok") == 1
+    assert metric(admin, "wsgate_connections_active") == 0
+    # Client frames carry a 4-byte mask; both directions carry the same payloads.
+    c2u = metric(admin, "wsgate_bytes_total", direction="client_to_upstream")
+    u2c = metric(admin, "wsgate_bytes_total", direction="upstream_to_client")
+    assert c2u - u2c == 4 * (n + 2)
+
+
+def test_fragmented_message_with_pings_in_between(upstream, proxy_factory):
+    proxy = proxy_factory(f"ws://127.0.0.1:{upstream.ws}")
+    sock, status, _, reader = raw_connect(proxy.ports["listen"], "/echo")
+    assert status == 101
+    parts = [os.urandom(1000), os.urandom(70000), os.urandom(3)]
+    sock.sendall(frame(2, parts[0], fin=False))
+    sock.sendall(frame(9, b"p1"))
+    sock.sendall(frame(0, parts[1], fin=False))
+    sock.sendall(frame(9, b"p2"))
+    sock.sendall(frame(0, parts[2], fin=True))
+    got, pongs = [], []
+    while not got:
+        fin, op, payload = reader.read()
+        if op == 0xA:
+            pongs.append(payload)
+        elif op == 2:
+            got.append(payload)
+    assert got[0] == b"".join(parts)
+    while len(pongs) < 2:
+        _, op, payload = reader.read()
+        if op == 0xA:
+            pongs.append(payload)
+    assert sorted(pongs) == [b"p1", b"p2"]
+    sock.sendall(frame(8, close_payload(1000)))
+    assert reader.read_close() == (1000, "")
+    sock.close()
+    admin = proxy.ports["admin"]
+    wait_for(lambda: metric(admin, "wsgate_closes_total", code="1000", initiator="client") == 1)
+    assert metric(admin, "wsgate_frames_total", direction="client_to_upstream", opcode="continuation") == 2
+    assert metric(admin, "wsgate_frames_total", direction="client_to_upstream", opcode="ping") == 2
+    # The client pinged, the upstream answered: two passive RTT samples.
+    assert metric(admin, "wsgate_ping_rtt_seconds_count") == 2
+
+
+def test_close_codes_and_reasons_both_ways(upstream, proxy_factory):
+    proxy = proxy_factory(f"ws://127.0.0.1:{upstream.ws}")
+    listen = proxy.ports["listen"]
+
+    async def client_closes():
+        async with websockets.connect(f"ws://127.0.0.1:{listen}/echo",
+                                      extra_headers={"X-Correlation-ID": "client-close-4001"}) as ws:
+            await ws.send("x")
+            await ws.recv()
+            await ws.close(code=4001, reason="client says bye")
+
+    async def upstream_closes():
+        async with websockets.connect(f"ws://127.0.0.1:{listen}/close/1011") as ws:
+            await ws.send("go")
+            try:
+                await ws.recv()
+            except websockets.ConnectionClosed as e:
+                return e.code, e.reason
+        return ws.close_code, ws.close_reason
+
+    run(client_closes())
+    assert run(upstream_closes()) == (1011, "Internal error")
+    admin = proxy.ports["admin"]
+    wait_for(lambda: metric(admin, "wsgate_closes_total", code="1011", initiator="upstream") == 1)
+    assert metric(admin, "wsgate_closes_total", code="4001", initiator="client") == 1
+    events = wait_for(lambda: [e for e in upstream.events() if e.get("close_code") == 4001])
+    assert events[0]["close_reason"] == "client says bye"
+    assert events[0]["cid"] == "client-close-4001"
+
+
+def test_ping_from_upstream_measures_rtt(upstream, proxy_factory):
+    proxy = proxy_factory(f"ws://127.0.0.1:{upstream.ws}")
+
+    async def go():
+        async with websockets.connect(f"ws://127.0.0.1:{proxy.ports['listen']}/ping") as ws:
+            await ws.send("start")
+            assert await ws.recv() == "pinged"
+    run(go())
+    admin = proxy.ports["admin"]
+    wait_for(lambda: metric(admin, "wsgate_ping_rtt_seconds_count") == 1, what="rtt sample")
+    assert metric(admin, "wsgate_frames_total", direction="upstream_to_client", opcode="ping") == 1
+    assert metric(admin, "wsgate_frames_total", direction="client_to_upstream", opcode="pong") == 1
