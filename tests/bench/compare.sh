@@ -1,0 +1,387 @@
+#!/usr/bin/env bash
+# Side-by-side benchmark: direct, wsgate, nginx (1 worker) and HAProxy
+# (1 thread), all relaying to the same wsgate-bench echo upstream.
+#
+#   tests/bench/compare.sh BUILD_DIR        (`make bench` runs it on build/)
+#
+# The proxy under test runs on core 1 (taskset -c 1); load generator and echo
+# upstream share core 0. Rounds are interleaved: every round runs every target
+# once per matrix cell, in a rotated order, so drift hits all targets alike.
+# Raw JSON goes to BUILD_DIR/bench-results/<timestamp>/, the markdown table
+# to stdout (and report.md beside the JSON).
+#
+# Environment knobs:
+#   BENCH_QUICK=1         1 round, 3 s per cell, 1 s warm-up, memory at 5000 only
+#   BENCH_ROUNDS=3        rounds of the throughput matrix
+#   BENCH_DURATION=8      measured seconds per cell
+#   BENCH_WARMUP=2        unmeasured seconds before each cell
+#   BENCH_TARGETS="direct wsgate wsgate-tapoff nginx haproxy"
+#   BENCH_SECTIONS="throughput connect memory"
+#   BENCH_CELLS="64x32 1024x32 16384x8 262144x2"   (SIZExCONNECTIONS)
+#   BENCH_SCHEMES="ws wss"
+#   BENCH_HOLD="5000 9000"   idle sessions held for the memory section
+#   BENCH_CONNECT_DURATION=5 BENCH_CONNECT_CONCURRENCY=16
+#   BENCH_TOOL=path/to/wsgate-bench   WSGATE=path/to/wsgate
+#   NGINX=/usr/sbin/nginx HAPROXY=/usr/sbin/haproxy
+#   BENCH_PROXY_CPU=1 BENCH_LOAD_CPU=0
+set -euo pipefail
+
+build=${1:-build}
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+py=/usr/bin/python3
+[ -x "$py" ] || py=python3
+
+if [ "${BENCH_QUICK:-0}" = 1 ]; then
+  rounds=${BENCH_ROUNDS:-1}; duration=${BENCH_DURATION:-3}; warmup=${BENCH_WARMUP:-1}
+  holds=${BENCH_HOLD:-5000}
+else
+  rounds=${BENCH_ROUNDS:-3}; duration=${BENCH_DURATION:-8}; warmup=${BENCH_WARMUP:-2}
+  holds=${BENCH_HOLD:-5000 9000}
+fi
+sections=${BENCH_SECTIONS:-throughput connect memory}
+cells=${BENCH_CELLS:-64x32 1024x32 16384x8 262144x2}
+schemes=${BENCH_SCHEMES:-ws wss}
+connect_duration=${BENCH_CONNECT_DURATION:-5}
+connect_concurrency=${BENCH_CONNECT_CONCURRENCY:-16}
+proxy_cpu=${BENCH_PROXY_CPU:-1}
+load_cpu=${BENCH_LOAD_CPU:-0}
+nginx_bin=${NGINX:-/usr/sbin/nginx}
+haproxy_bin=${HAPROXY:-/usr/sbin/haproxy}
+
+log() { echo "compare: $*" >&2; }
+
+# --- tools -------------------------------------------------------------------
+tool=${BENCH_TOOL:-}
+if [ -z "$tool" ]; then
+  for candidate in "$build/bin/wsgate-bench" "$repo/build-bench/bin/wsgate-bench"; do
+    if [ -x "$candidate" ]; then tool=$candidate; break; fi
+  done
+fi
+if [ -z "$tool" ] || [ ! -x "$tool" ]; then
+  log "wsgate-bench not found in $build/bin (configure with -DWSGATE_BENCH=ON and build the"
+  log "wsgate-bench target, or set BENCH_TOOL)"
+  exit 2
+fi
+wsgate_bin=${WSGATE:-$build/bin/wsgate}
+
+default_targets="direct wsgate wsgate-tapoff nginx haproxy"
+targets=()
+for t in ${BENCH_TARGETS:-$default_targets}; do
+  case $t in
+    wsgate|wsgate-tapoff)
+      if [ ! -x "$wsgate_bin" ]; then
+        log "$t: SKIPPED — $wsgate_bin not found (build the proxy first)"; continue
+      fi ;;
+    nginx) [ -x "$nginx_bin" ] || { log "nginx: SKIPPED — $nginx_bin not found"; continue; } ;;
+    haproxy) [ -x "$haproxy_bin" ] || { log "haproxy: SKIPPED — $haproxy_bin not found"; continue; } ;;
+  esac
+  targets+=("$t")
+done
+
+if [ "$(nproc)" -lt 2 ]; then
+  log "fewer than 2 CPUs: pinning proxy and load to the same core"
+  proxy_cpu=0
+fi
+
+ulimit -n 20000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+log "fd limit $(ulimit -n)"
+
+"$repo/deploy/dev-cert.sh" "$build/dev-cert" >&2
+cert=$(cd "$build/dev-cert" && pwd)/server.crt
+key=$(cd "$build/dev-cert" && pwd)/server.key
+ca=$(cd "$build/dev-cert" && pwd)/ca.crt
+
+out="$build/bench-results/$(date +%Y%m%d-%H%M%S)"
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
+work=$(mktemp -d /tmp/wsgate-bench.XXXXXX)
+cat "$cert" "$key" > "$work/haproxy.pem"
+
+# What the figures depend on: CPU count, load from other processes, versions.
+meta() {  # PHASE
+  "$py" - "$out/meta-$1.json" "$1" "$rounds" "$duration" "$warmup" <<PY
+import json, os, platform, subprocess, sys
+def run(*cmd):
+    try:
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=10)
+        return (p.stdout + p.stderr).strip().splitlines()[0]
+    except Exception:
+        return None
+json.dump({"phase": sys.argv[2], "loadavg": open("/proc/loadavg").read().split()[:3],
+           "nproc": os.cpu_count(), "kernel": platform.release(),
+           "rounds": int(sys.argv[3]), "duration_s": float(sys.argv[4]), "warmup_s": float(sys.argv[5]),
+           "nginx": run("$nginx_bin", "-v"), "haproxy": run("$haproxy_bin", "-v"),
+           "openssl": run("openssl", "version"),
+           "git": run("git", "-C", "$repo", "describe", "--always", "--dirty")},
+          open(sys.argv[1], "w"))
+PY
+}
+meta start
+read -r load1 _ < /proc/loadavg
+if awk -v l="$load1" 'BEGIN { exit !(l > 1.0) }'; then
+  log "WARNING: load average $load1 before the run: other processes compete for the cores"
+fi
+chmod 600 "$work/haproxy.pem"
+
+# --- process bookkeeping --------------------------------------------------------
+pids=()
+stop_pid() {  # PID: SIGTERM, up to 5 s, then SIGKILL; forgotten afterwards
+  local pid=$1 i p keep=()
+  for p in "${pids[@]}"; do if [ "$p" != "$pid" ]; then keep+=("$p"); fi; done
+  pids=("${keep[@]}")
+  if kill -TERM "$pid" 2>/dev/null; then
+    for i in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+  wait "$pid" 2>/dev/null || true
+}
+cleanup() {
+  local pid
+  for pid in "${pids[@]}"; do stop_pid "$pid"; done
+  rm -rf "$work"
+  return 0
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+free_port() {
+  "$py" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+alive() {  # PID: running (a crashed child stays a zombie until waited for)
+  local state
+  state=$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) || return 1
+  [ -n "$state" ] && [ "$state" != Z ]
+}
+wait_port() {  # PORT PID: until something accepts on PORT (10 s), or PID dies
+  local port=$1 pid=$2 i
+  for i in $(seq 200); do
+    alive "$pid" || return 1
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi
+    sleep 0.05
+  done
+  return 1
+}
+rss_kib() {  # PID: VmRSS of the process plus its children (nginx: master + worker)
+  local total=0 p v
+  for p in "$1" $(ps -o pid= --ppid "$1" 2>/dev/null); do
+    v=$(awk '/^VmRSS:/ {print $2}' "/proc/$p/status" 2>/dev/null || echo 0)
+    total=$((total + ${v:-0}))
+  done
+  echo "$total"
+}
+
+# --- echo upstreams (core 0) -------------------------------------------------------
+start_echo() {  # NAME [echo flags...]; sets echo_port
+  local name=$1; shift
+  taskset -c "$load_cpu" "$tool" echo --listen 127.0.0.1:0 --port-file "$work/$name.port" "$@" \
+    2>>"$work/$name.log" &
+  local pid=$!
+  pids+=("$pid")
+  local i
+  for i in $(seq 200); do [ -s "$work/$name.port" ] && break; sleep 0.05; done
+  [ -s "$work/$name.port" ] || { log "echo $name did not start: $(cat "$work/$name.log")"; exit 3; }
+  echo_port=$(cat "$work/$name.port")
+  last_pid=$pid
+}
+start_echo echo-ws; echo_ws_port=$echo_port
+start_echo echo-wss --tls-cert "$cert" --tls-key "$key"; echo_wss_port=$echo_port
+
+# --- targets ----------------------------------------------------------------
+# start_target NAME: starts it (if a proxy) and sets target_pid, ws_url, wss_url.
+# target_pid is empty for direct.
+start_target() {
+  local name=$1 ws_port wss_port
+  target_pid=""
+  case $name in
+    direct)
+      ws_url="ws://127.0.0.1:$echo_ws_port/bench"
+      wss_url="wss://127.0.0.1:$echo_wss_port/bench"
+      return 0 ;;
+    nginx)
+      ws_port=$(free_port); wss_port=$(free_port)
+      mkdir -p "$work/nginx-tmp"
+      sed -e "s|@DIR@|$work|g" -e "s|@ECHO_PORT@|$echo_ws_port|g" -e "s|@WS_PORT@|$ws_port|g" \
+          -e "s|@WSS_PORT@|$wss_port|g" -e "s|@CERT@|$cert|g" -e "s|@KEY@|$key|g" \
+          "$here/nginx.conf.in" > "$work/nginx.conf"
+      taskset -c "$proxy_cpu" "$nginx_bin" -p "$work" -c "$work/nginx.conf" 2>>"$work/nginx.log" &
+      target_pid=$! ;;
+    haproxy)
+      ws_port=$(free_port); wss_port=$(free_port)
+      sed -e "s|@ECHO_PORT@|$echo_ws_port|g" -e "s|@WS_PORT@|$ws_port|g" \
+          -e "s|@WSS_PORT@|$wss_port|g" -e "s|@PEM@|$work/haproxy.pem|g" \
+          "$here/haproxy.cfg.in" > "$work/haproxy.cfg"
+      taskset -c "$proxy_cpu" "$haproxy_bin" -db -f "$work/haproxy.cfg" >>"$work/haproxy.log" 2>&1 &
+      target_pid=$! ;;
+    wsgate|wsgate-tapoff)
+      # wsgate has one listener per process: a ws one and a wss one.
+      local tap=enforce
+      [ "$name" = wsgate-tapoff ] && tap=off
+      ws_port=$(free_port); wss_port=$(free_port)
+      taskset -c "$proxy_cpu" "$wsgate_bin" --listen "127.0.0.1:$ws_port" \
+        --admin "127.0.0.1:$(free_port)" --upstream "ws://127.0.0.1:$echo_ws_port" \
+        --tap-mode "$tap" --threads 1 --log-level warn >>"$work/$name.log" 2>&1 &
+      target_pid=$!
+      pids+=("$target_pid")
+      wait_port "$ws_port" "$target_pid" || { log "$name (ws) did not start: $(tail -3 "$work/$name.log")"; return 1; }
+      taskset -c "$proxy_cpu" "$wsgate_bin" --listen "127.0.0.1:$wss_port" \
+        --admin "127.0.0.1:$(free_port)" --upstream "ws://127.0.0.1:$echo_ws_port" \
+        --tls-cert "$cert" --tls-key "$key" \
+        --tap-mode "$tap" --threads 1 --log-level warn >>"$work/$name-tls.log" 2>&1 &
+      target_pid2=$!
+      pids+=("$target_pid2")
+      wait_port "$wss_port" "$target_pid2" || { log "$name (wss) did not start: $(tail -3 "$work/$name-tls.log")"; return 1; }
+      ws_url="ws://127.0.0.1:$ws_port/bench"
+      wss_url="wss://127.0.0.1:$wss_port/bench"
+      return 0 ;;
+  esac
+  pids+=("$target_pid")
+  wait_port "$ws_port" "$target_pid" && wait_port "$wss_port" "$target_pid" || {
+    log "$name did not start: $(tail -3 "$work/$name.log" 2>/dev/null)"; return 1; }
+  ws_url="ws://127.0.0.1:$ws_port/bench"
+  wss_url="wss://127.0.0.1:$wss_port/bench"
+}
+stop_target() {
+  if [ -n "${target_pid:-}" ]; then stop_pid "$target_pid"; fi
+  if [ -n "${target_pid2:-}" ]; then stop_pid "$target_pid2"; fi
+  target_pid=""; target_pid2=""
+}
+url_for() {  # TARGET SCHEME
+  local u
+  u=$(cat "$work/url.$1.$2" 2>/dev/null) || return 1
+  echo "$u"
+}
+pid_for() {  # TARGET SCHEME: the process whose RSS is the target's
+  cat "$work/pid.$1.$2" 2>/dev/null
+}
+bench() {  # OUTFILE args...: run wsgate-bench on the load core; JSON line to OUTFILE
+  local file=$1; shift
+  local rc=0
+  taskset -c "$load_cpu" "$tool" "$@" > "$file.tmp" 2>>"$work/bench-client.log" || rc=$?
+  head -n 1 "$file.tmp" > "$file"; rm -f "$file.tmp"
+  [ -s "$file" ] || echo "{\"failed\": true, \"exit\": $rc}" > "$file"
+  return 0
+}
+
+# Proxies for the throughput and connect sections: started once, kept running.
+available=()
+start_all() {
+  local t
+  available=()
+  for t in "${targets[@]}"; do
+    target_pid2=""
+    if start_target "$t"; then
+      echo "$ws_url" > "$work/url.$t.ws"; echo "$wss_url" > "$work/url.$t.wss"
+      echo "${target_pid2:-$target_pid}" > "$work/pid.$t.wss"; echo "$target_pid" > "$work/pid.$t.ws"
+      available+=("$t")
+    else
+      log "$t: SKIPPED (did not start)"
+      stop_target
+    fi
+  done
+}
+stop_all() {
+  local t p
+  for t in "${available[@]}"; do
+    for p in $(pid_for "$t" ws) $(pid_for "$t" wss); do stop_pid "$p"; done
+  done
+}
+
+client_tls_flags=(--ca "$ca")
+
+# --- throughput ----------------------------------------------------------------
+if [[ " $sections " == *" throughput "* ]] || [[ " $sections " == *" connect "* ]]; then
+  start_all
+  log "targets: ${available[*]}"
+fi
+
+if [[ " $sections " == *" throughput "* ]]; then
+  for round in $(seq "$rounds"); do
+    # rotate the order of targets each round
+    n=${#available[@]}
+    order=()
+    for i in $(seq 0 $((n - 1))); do order+=("${available[$(((i + round - 1) % n))]}"); done
+    for cell in $cells; do
+      size=${cell%x*}; conns=${cell#*x}
+      for scheme in $schemes; do
+        for t in "${order[@]}"; do
+          url=$(url_for "$t" "$scheme")
+          file="$out/tput-$t-$scheme-$size-$conns-r$round.json"
+          log "round $round/$rounds  $scheme ${size}B x $conns  $t"
+          flags=(); [ "$scheme" = wss ] && flags=("${client_tls_flags[@]}")
+          bench "$file" load --url "$url" "${flags[@]}" --connections "$conns" --size "$size" \
+            --inflight 1 --duration "$duration" --warmup "$warmup"
+        done
+      done
+    done
+  done
+fi
+
+# --- TLS handshakes per second ---------------------------------------------------
+if [[ " $sections " == *" connect "* ]]; then
+  for t in "${available[@]}"; do
+    log "connect wss $t"
+    bench "$out/connect-$t-wss.json" connect --url "$(url_for "$t" wss)" "${client_tls_flags[@]}" \
+      --duration "$connect_duration" --concurrency "$connect_concurrency"
+  done
+fi
+
+if [[ " $sections " == *" throughput "* ]] || [[ " $sections " == *" connect "* ]]; then
+  stop_all
+fi
+
+# --- memory: RSS holding N idle sessions -----------------------------------------------
+if [[ " $sections " == *" memory "* ]]; then
+  for count in $holds; do
+    for scheme in $schemes; do
+      for t in "${targets[@]}"; do
+        target_pid2=""
+        if [ "$t" = direct ]; then
+          # The echo upstream itself (Beast + Asio, no proxy): a fresh one.
+          if [ "$scheme" = wss ]; then start_echo "mem-echo-$count" --tls-cert "$cert" --tls-key "$key"
+          else start_echo "mem-echo-$count-ws"; fi
+          mpid=$last_pid
+          url="$scheme://127.0.0.1:$echo_port/bench"
+        else
+          start_target "$t" || { log "$t: SKIPPED for memory"; stop_target; continue; }
+          if [ "$scheme" = wss ]; then url=$wss_url; mpid=${target_pid2:-$target_pid}
+          else url=$ws_url; mpid=$target_pid; fi
+        fi
+        sleep 0.5
+        base=$(rss_kib "$mpid")
+        log "memory $scheme $count idle sessions via $t (pid $mpid, idle RSS ${base} KiB)"
+        flags=(); [ "$scheme" = wss ] && flags=("${client_tls_flags[@]}")
+        holdfile="$work/hold.out"
+        : > "$holdfile"
+        taskset -c "$load_cpu" "$tool" hold --url "$url" "${flags[@]}" --connections "$count" \
+          --hold 600 --concurrency 64 --timeout 30 > "$holdfile" 2>>"$work/bench-client.log" &
+        hpid=$!
+        pids+=("$hpid")
+        for i in $(seq 1800); do [ -s "$holdfile" ] && break; kill -0 "$hpid" 2>/dev/null || break; sleep 0.1; done
+        sleep 2  # let the proxy settle (deferred frees, lazy buffers)
+        rss=$(rss_kib "$mpid")
+        held=$(head -n 1 "$holdfile")
+        stop_pid "$hpid"
+        "$py" - "$out/memory-$t-$scheme-$count.json" "$t" "$scheme" "$count" "$base" "$rss" "$held" <<'PY'
+import json, sys
+path, target, scheme, count, base, rss, held = sys.argv[1:8]
+try:
+    h = json.loads(held)
+except Exception:
+    h = {"failed": True}
+est = h.get("established", 0)
+r = {"mode": "memory", "target": target, "scheme": scheme, "requested": int(count),
+     "established": est, "errors": h.get("errors"), "error_samples": h.get("error_samples"),
+     "idle_rss_kib": int(base), "rss_kib": int(rss),
+     "per_session_kib": (int(rss) - int(base)) / est if est else None}
+json.dump(r, open(path, "w"))
+PY
+        if [ "$t" = direct ]; then stop_pid "$mpid"; else stop_target; fi
+      done
+    done
+  done
+fi
+
+meta end
+"$py" "$here/report.py" "$out" | tee "$out/report.md"
+log "raw results: $out"
