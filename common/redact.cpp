@@ -53,7 +53,8 @@ std::size_t redact_secrets(std::string& s) {
       }
     }
     // A bare JWT: header segment starts with base64url('{"') = "eyJ".
-    if (s.compare(i, 3, "eyJ") == 0 && (i == 0 || !is_b64url(s[i - 1]))) {
+    // '=' ends padding, so it may precede a token ("?token=eyJ...").
+    if (s.compare(i, 3, "eyJ") == 0 && (i == 0 || s[i - 1] == '=' || !is_b64url(s[i - 1]))) {
       std::size_t end = i;
       int dots = 0;
       while (end < s.size() && (is_b64url(s[end]) || s[end] == '.')) {

@@ -3,11 +3,16 @@
 #include <nlohmann/json.hpp>
 
 #include "common/metrics_exposition.hpp"
+#include "common/openmetrics.hpp"
 
 namespace wsgate::proxy {
 
 AdminApi::AdminApi(boost::asio::io_context&, Gateway& gw, AdminServer& server) {
-  server.handle("/metrics", [&gw](const AdminRequest&) {
+  server.handle("/metrics", [&gw](const AdminRequest& req) {
+    // OpenMetrics (with exemplars) only when the scraper asks for it.
+    if (accepts_openmetrics(req.accept))
+      return AdminResponse{200, std::string(kOpenMetricsContentType),
+                           render_openmetrics(gw.registry().Collect(), &gw.exemplars())};
     return AdminResponse{200, std::string(kPrometheusTextContentType),
                          render_prometheus_text(gw.registry())};
   });

@@ -25,9 +25,11 @@ ClientSession::ClientSession(Gateway& gateway, net::ip::tcp::socket socket,
   client_addr_ = ec ? "unknown" : (ep.address().is_v6() ? "[" + client_ip_ + "]" : client_ip_) +
                                      ":" + std::to_string(ep.port());
   stream_.socket().set_option(net::ip::tcp::no_delay(true), ec);
+  gateway_.handshake_started();
 }
 
 ClientSession::~ClientSession() {
+  gateway_.handshake_ended();
   if (admitted_ && !handed_off_) gateway_.release(client_ip_);
 }
 

@@ -108,6 +108,10 @@ void Gateway::set_draining() {
 
 void Gateway::report_session_end(const SessionSummary& s) {
   metrics_.close(s.code, s.initiator).Increment();
+  if (s.code == kCloseInternalError)  // the Grafana panel jumps from the 1011 spike to this session
+    exemplars_.record("wsgate_closes_total",
+                      {{"code", metrics_.close_label(s.code)}, {"initiator", std::string(to_string(s.initiator))}},
+                      Exemplar{{{"trace_id", s.correlation_id}}, 1, std::chrono::system_clock::now()});
   metrics_.connection_duration_seconds.Observe(static_cast<double>(s.duration.count()) / 1000.0);
   auto level = s.code == kCloseInternalError ? spdlog::level::warn : spdlog::level::info;
   WSG_LOG(level, s.correlation_id,

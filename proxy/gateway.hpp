@@ -15,6 +15,7 @@
 #include <string>
 #include <unordered_map>
 
+#include "common/openmetrics.hpp"
 #include "proxy/config.hpp"
 #include "proxy/metrics.hpp"
 
@@ -41,6 +42,8 @@ class Gateway {
   const ProxyConfig& config() const { return config_; }
   ProxyMetrics& metrics() { return metrics_; }
   prometheus::Registry& registry() { return *registry_; }
+  // Latest exemplar (correlation ID) per counter series, for OpenMetrics.
+  ExemplarStore& exemplars() { return exemplars_; }
 
   // Listener TLS context; replaced whole on SIGHUP, sessions keep the one
   // they started with. Null when serving plaintext.
@@ -63,6 +66,11 @@ class Gateway {
   nlohmann::json sessions_json() const;
   void drain_all();
 
+  // Connections between accept and the 101 (drain waits for them too).
+  void handshake_started() { handshakes_.fetch_add(1, std::memory_order_relaxed); }
+  void handshake_ended() { handshakes_.fetch_sub(1, std::memory_order_relaxed); }
+  std::size_t busy_count() const { return session_count() + handshakes_.load(); }
+
   bool draining() const { return draining_.load(std::memory_order_relaxed); }
   void set_draining();
 
@@ -74,6 +82,7 @@ class Gateway {
   ProxyConfig config_;
   std::shared_ptr<prometheus::Registry> registry_;
   ProxyMetrics metrics_;
+  ExemplarStore exemplars_;
   std::shared_ptr<boost::asio::ssl::context> upstream_tls_;
 
   mutable std::mutex tls_mutex_;
@@ -88,6 +97,7 @@ class Gateway {
   std::map<std::uint64_t, std::weak_ptr<LiveSession>> sessions_;
 
   std::atomic<bool> draining_{false};
+  std::atomic<std::size_t> handshakes_{0};
   SessionEndHook end_hook_;
 };
 

@@ -15,6 +15,7 @@
 #include "common/tls.hpp"
 #include "proxy/admin_api.hpp"
 #include "proxy/gateway.hpp"
+#include "proxy/incidents/incident_recorder.hpp"
 #include "proxy/listener.hpp"
 #include "proxy/options.hpp"
 
@@ -43,13 +44,13 @@ void load_server_tls(Gateway& gw) {
 void drain_and_stop(net::io_context& ioc, Gateway& gw, Listener& listener,
                     std::shared_ptr<net::steady_timer> timer,
                     std::chrono::steady_clock::time_point deadline) {
-  if (gw.session_count() == 0) {
+  if (gw.busy_count() == 0) {
     spdlog::info("drained; exiting");
     return ioc.stop();
   }
   if (std::chrono::steady_clock::now() >= deadline) {
-    spdlog::warn("drain timeout with {} sessions left; exiting", gw.session_count());
-    gw.metrics().timeout(TimeoutKind::drain).Increment(static_cast<double>(gw.session_count()));
+    spdlog::warn("drain timeout with {} sessions left; exiting", gw.busy_count());
+    gw.metrics().timeout(TimeoutKind::drain).Increment(static_cast<double>(gw.busy_count()));
     return ioc.stop();
   }
   timer->expires_after(std::chrono::milliseconds(50));
@@ -72,6 +73,7 @@ int main(int argc, char** argv) {
   std::shared_ptr<Listener> listener;
   std::unique_ptr<AdminServer> admin;
   std::unique_ptr<AdminApi> admin_api;
+  std::unique_ptr<incidents::IncidentRecorder> recorder;
   try {
     gateway = std::make_unique<Gateway>(options->config);
     if (!gateway->config().tls_cert.empty()) {
@@ -82,6 +84,9 @@ int main(int argc, char** argv) {
     listener = std::make_shared<Listener>(ioc, *gateway, resolve_bind(gateway->config().listen));
     admin = std::make_unique<AdminServer>(ioc, resolve_bind(gateway->config().admin));
     admin_api = std::make_unique<AdminApi>(ioc, *gateway, *admin);
+    recorder = std::make_unique<incidents::IncidentRecorder>(ioc, *gateway, *admin);
+    gateway->set_session_end_hook(
+        [r = recorder.get()](const SessionSummary& s) { r->on_session_end(s); });
   } catch (const std::exception& e) {
     spdlog::critical("start-up failed: {}", e.what());
     return 1;

@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "common/logging.hpp"
+#include "proxy/buffer_pool.hpp"
 
 namespace wsgate::proxy {
 
@@ -43,7 +44,6 @@ Tunnel::Pump::Pump(Tunnel& t, Direction d, AnyStream& src, AnyStream& dst,
       from(src),
       to(dst),
       tap(cfg, this),
-      buffer(std::make_unique<std::uint8_t[]>(buffer_bytes)),
       buffer_size(buffer_bytes) {}
 
 void Tunnel::Pump::on_close(uint16_t code, std::string_view reason) {
@@ -99,6 +99,10 @@ void Tunnel::start() {
           "session open client={} upstream={} target={} deflate={}", summary_.client,
           summary_.upstream, summary_.target, c2u_.tap.config().deflate_negotiated);
   if (gateway_.config().tap_mode == TapMode::off) c2u_.at_boundary = u2c_.at_boundary = false;
+  for (AnyStream* s : {&client_, &upstream_}) {
+    boost::system::error_code ignored;
+    if (!s->is_tls()) s->socket().non_blocking(true, ignored);
+  }
   for (Pump* p : {&c2u_, &u2c_}) {
     if (p->early.empty())
       do_read(*p);
@@ -106,14 +110,43 @@ void Tunnel::start() {
       forward(*p, reinterpret_cast<const std::uint8_t*>(p->early.data()), p->early.size());
   }
   arm_timer();
+  // Its handshake raced a SIGTERM: it goes the way of every other session.
+  if (gateway_.draining()) drain();
 }
 
 void Tunnel::do_read(Pump& p) {
   if (finished_ || p.read_done || p.reading) return;
+  if (p.from.is_tls()) {
+    // OpenSSL may hold decrypted bytes the socket no longer shows, so a TLS
+    // side reads into a buffer it keeps.
+    if (!p.buffer) p.buffer = BufferPool::take(p.buffer_size);
+    p.reading = true;
+    p.from.async_read_some(net::buffer(p.buffer.get(), p.buffer_size),
+                           [self = shared_from_this(), &p](boost::system::error_code ec,
+                                                           std::size_t n) { self->on_read(p, ec, n); });
+    return;
+  }
+  // Plain TCP: read what is there now; if nothing is, give the buffer back
+  // and wait for readability without one.
+  if (p.buffer) {
+    boost::system::error_code ec;
+    std::size_t n = p.from.socket().read_some(net::buffer(p.buffer.get(), p.buffer_size), ec);
+    if (ec != net::error::would_block) return on_read(p, ec, n);
+    BufferPool::give(std::move(p.buffer), p.buffer_size);
+  }
   p.reading = true;
-  p.from.async_read_some(net::buffer(p.buffer.get(), p.buffer_size),
-                         [self = shared_from_this(), &p](boost::system::error_code ec,
-                                                         std::size_t n) { self->on_read(p, ec, n); });
+  p.from.socket().async_wait(
+      net::socket_base::wait_read, [self = shared_from_this(), &p](boost::system::error_code ec) {
+        self->on_readable(p, ec);
+      });
+}
+
+void Tunnel::on_readable(Pump& p, boost::system::error_code ec) {
+  p.reading = false;
+  if (finished_) return;
+  if (ec) return on_read_end(p, ec);
+  p.buffer = BufferPool::take(p.buffer_size);
+  do_read(p);
 }
 
 void Tunnel::on_read(Pump& p, boost::system::error_code ec, std::size_t n) {
@@ -390,6 +423,7 @@ void Tunnel::finish() {
   flush_stats(u2c_);
   client_.close();
   upstream_.close();
+  for (Pump* p : {&c2u_, &u2c_}) BufferPool::give(std::move(p->buffer), p->buffer_size);
 
   summary_.duration =
       std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started_);

@@ -52,7 +52,7 @@ class Tunnel : public LiveSession, public std::enable_shared_from_this<Tunnel> {
     AnyStream& from;
     AnyStream& to;
     tap::FrameTap tap;
-    std::unique_ptr<std::uint8_t[]> buffer;
+    std::unique_ptr<std::uint8_t[]> buffer;  // null while idle (plain TCP)
     std::size_t buffer_size;
     std::string early;  // bytes that arrived with the handshake
 
@@ -88,6 +88,7 @@ class Tunnel : public LiveSession, public std::enable_shared_from_this<Tunnel> {
   Pump& other(Pump& p) { return &p == &c2u_ ? u2c_ : c2u_; }
 
   void do_read(Pump& p);
+  void on_readable(Pump& p, boost::system::error_code ec);
   void on_read(Pump& p, boost::system::error_code ec, std::size_t n);
   void forward(Pump& p, const std::uint8_t* data, std::size_t n);
   void do_write(Pump& p, const std::uint8_t* data, std::size_t n);

@@ -96,11 +96,15 @@ ClosePayload parse_close_payload(std::span<const uint8_t> payload) noexcept {
   return r;
 }
 
-FrameTap::FrameTap(const TapConfig& config, TapSink* sink) : config_(config), sink_(sink) {
-  if (config_.capture_text_bytes > 0) {
-    // Two buffers: one being filled, one holding the last complete message.
-    capture_ = std::make_unique<char[]>(2 * config_.capture_text_bytes);
-  }
+FrameTap::FrameTap(const TapConfig& config, TapSink* sink) : config_(config), sink_(sink) {}
+
+bool FrameTap::ensure_capture() noexcept {
+  // Two buffers: one being filled, one holding the last complete message.
+  // Allocated on the first text message, once per tap: an idle session, or
+  // one that only carries binary, costs nothing (thousands of them do add up).
+  if (!capture_ && config_.capture_text_bytes > 0)
+    capture_.reset(new (std::nothrow) char[2 * config_.capture_text_bytes]);
+  return capture_ != nullptr;
 }
 
 std::string_view FrameTap::last_text() const noexcept {
@@ -264,7 +268,7 @@ void FrameTap::on_header(const uint8_t* h) noexcept {
         }
         msg_size_ = len > UINT64_MAX - msg_size_ ? UINT64_MAX : msg_size_ + len;
         if (msg_text_) {
-          if (capture_) {
+          if (ensure_capture()) {
             if (cap_len_ < config_.capture_text_bytes) inspect_capture_ = len != 0;
             else if (len != 0) cap_truncated_ = true;
           }

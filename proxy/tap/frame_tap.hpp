@@ -7,7 +7,8 @@
 // (<= 125 bytes), the captured text message (up to capture_text_bytes) and,
 // when enabled, text payloads for UTF-8 validation.
 //
-// Cost model: feed() never allocates and never throws; a data payload with
+// Cost model: feed() never throws and allocates only the capture buffer, on
+// the first text message (once per tap); a data payload with
 // nothing to inspect is skipped in O(1) per chunk; a frame header costs a
 // handful of branches. The sink is called on rare events only (close, ping,
 // pong, violation, end of a data message), never per payload byte.
@@ -188,6 +189,7 @@ class FrameTap {
   void end_frame() noexcept;
   void end_close_frame() noexcept;
   void violation(Violation v) noexcept;
+  bool ensure_capture() noexcept;
 
   TapConfig config_;
   TapSink* sink_;

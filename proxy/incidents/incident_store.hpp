@@ -1,0 +1,115 @@
+#pragma once
+// Where incidents live: a bounded in-memory ring (newest kept) and, when a
+// path is given, an append-only JSONL log with size-capped rotation
+// (FILE, FILE.1 ... FILE.<keep>) and an fsync policy. On construction the
+// newest `capacity` incidents are loaded back from the log and its rotated
+// files, corrupt lines skipped with a warning, so a restart loses nothing.
+//
+// Thread-safe. add() never touches the disk: a writer thread of the store's
+// own appends, rotates and syncs, so no I/O thread waits on a disk.
+#include <nlohmann/json_fwd.hpp>
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+namespace wsgate::proxy::incidents {
+
+enum class FsyncPolicy { always, interval, never };
+std::optional<FsyncPolicy> parse_fsync_policy(std::string_view name);
+
+struct StoreOptions {
+  std::size_t capacity = 1000;
+  std::string log_path;  // empty: memory only
+  std::uint64_t max_log_bytes = 64ull << 20;
+  std::size_t keep_rotated = 3;  // FILE.1 .. FILE.3
+  FsyncPolicy fsync = FsyncPolicy::interval;
+  std::chrono::milliseconds fsync_interval{1000};
+};
+
+struct IncidentQuery {
+  std::optional<std::uint16_t> code;
+  std::string stage;  // empty: any
+  std::optional<std::chrono::system_clock::time_point> since;
+  std::size_t limit = 100;
+};
+
+struct StoreStats {
+  std::uint64_t loaded = 0;         // incidents read back at start
+  std::uint64_t corrupt_lines = 0;  // skipped while loading
+  std::uint64_t written = 0;        // lines appended to the log
+  std::uint64_t write_errors = 0;
+  std::uint64_t fsyncs = 0;
+  std::uint64_t rotations = 0;
+};
+
+class IncidentStore {
+ public:
+  explicit IncidentStore(StoreOptions options);
+  ~IncidentStore();  // writes and syncs whatever is queued
+  IncidentStore(const IncidentStore&) = delete;
+  IncidentStore& operator=(const IncidentStore&) = delete;
+
+  // Keeps the record (the oldest leaves past capacity) and queues its line
+  // for the log. Returns false when the record lacks correlation_id,
+  // close.code or time.
+  bool add(const nlohmann::json& incident);
+
+  // Serialized records, newest first.
+  std::vector<std::shared_ptr<const std::string>> query(const IncidentQuery& q) const;
+  // The newest record with this correlation ID, or null.
+  std::shared_ptr<const std::string> find(std::string_view correlation_id) const;
+
+  std::size_t size() const;
+  std::size_t capacity() const { return options_.capacity; }
+  StoreStats stats() const;
+  // Blocks until every queued line is written (and synced unless the
+  // policy is never). For tests and shutdown.
+  void flush();
+
+ private:
+  struct Entry {
+    std::string correlation_id;
+    std::uint16_t code = 0;
+    std::string stage;
+    std::chrono::system_clock::time_point time;
+    std::shared_ptr<const std::string> json;
+  };
+  static std::optional<Entry> make_entry(const nlohmann::json& doc, std::string text);
+
+  void load();
+  void open_log();
+  void writer_loop();
+  void write_line(const std::string& line);  // writer thread only
+  void rotate();                             // writer thread only
+  void sync();                               // writer thread only
+
+  StoreOptions options_;
+
+  mutable std::mutex mutex_;  // ring, stats
+  std::deque<Entry> ring_;    // oldest first
+  StoreStats stats_;
+
+  // Writer thread state.
+  std::mutex queue_mutex_;
+  std::condition_variable queue_cv_;
+  std::condition_variable flushed_cv_;
+  std::vector<std::string> queue_;
+  std::uint64_t queued_ = 0, done_ = 0;
+  bool stop_ = false;
+  int fd_ = -1;
+  std::uint64_t log_size_ = 0;
+  bool dirty_ = false;
+  std::chrono::steady_clock::time_point last_sync_{};
+  std::thread writer_;
+};
+
+}  // namespace wsgate::proxy::incidents
