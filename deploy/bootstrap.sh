@@ -10,10 +10,16 @@ PACKAGES=(
   prometheus-cpp-dev libyaml-cpp-dev libcli11-dev libjwt-dev libgtest-dev
   # runtime and tests
   openssl ca-certificates python3 python3-websockets python3-yaml python3-pytest
-  prometheus prometheus-alertmanager nodejs npm curl procps
+  prometheus prometheus-alertmanager curl procps
   # peers for benchmarks and conformance checks
   nginx haproxy tshark
 )
+
+# Node.js: any install will do (some images ship NodeSource's, which
+# conflicts with Debian's npm package), so these go by command.
+for cmd_pkg in node:nodejs npm:npm; do
+  command -v "${cmd_pkg%%:*}" >/dev/null 2>&1 || PACKAGES+=("${cmd_pkg#*:}")
+done
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do
