@@ -23,4 +23,4 @@ void init(std::string_view program, Format format, spdlog::level::level_enum lev
 }  // namespace wsgate::logging
 
 #define WSG_LOG(level, cid, fmtstr, ...) \
-  SPDLOG_LOGGER_CALL(spdlog::default_logger_raw(), level, "[cid={}] " fmtstr, cid, ##__VA_ARGS__)
+  SPDLOG_LOGGER_CALL(spdlog::default_logger_raw(), level, "[cid={}] " fmtstr, cid __VA_OPT__(, ) __VA_ARGS__)

@@ -52,6 +52,9 @@ std::shared_ptr<ssl::context> make_server_context(const ServerConfig& config) {
   auto ctx = std::make_shared<ssl::context>(ssl::context::tls_server);
   SSL_CTX* native = ctx->native_handle();
   harden(native);
+  // No TLS 1.3 session tickets either: they would be written after the
+  // handshake, from inside a read.
+  SSL_CTX_set_num_tickets(native, 0);
   if (SSL_CTX_use_certificate_chain_file(native, config.cert_file.c_str()) != 1)
     throw std::runtime_error("TLS certificate " + config.cert_file + ": " + openssl_error());
   if (SSL_CTX_use_PrivateKey_file(native, config.key_file.c_str(), SSL_FILETYPE_PEM) != 1)

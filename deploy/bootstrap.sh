@@ -12,7 +12,7 @@ PACKAGES=(
   openssl ca-certificates python3 python3-websockets python3-yaml python3-pytest
   prometheus prometheus-alertmanager curl procps
   # peers for benchmarks and conformance checks
-  nginx haproxy tshark
+  nginx haproxy tshark testssl.sh
 )
 
 # Node.js: any install will do (some images ship NodeSource's, which
@@ -28,8 +28,19 @@ for pkg in "${PACKAGES[@]}"; do
   fi
 done
 
+# Node's `ws` for the conformance suite, pinned by its package-lock.
+npm_deps() {
+  local dir
+  dir="$(cd "$(dirname "$0")/.." && pwd)/tests/conformance"
+  if [ -f "$dir/package-lock.json" ] && [ ! -d "$dir/node_modules/ws" ]; then
+    echo "bootstrap: npm ci in tests/conformance"
+    npm ci --prefix "$dir" --no-audit --no-fund --loglevel=error
+  fi
+}
+
 if ((${#missing[@]} == 0)); then
   echo "bootstrap: all ${#PACKAGES[@]} Debian packages present"
+  npm_deps
   exit 0
 fi
 
@@ -41,4 +52,5 @@ export DEBIAN_FRONTEND=noninteractive
 echo "wireshark-common wireshark-common/install-setuid boolean false" | $SUDO debconf-set-selections
 $SUDO apt-get update -q
 $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+npm_deps
 echo "bootstrap: done"

@@ -17,7 +17,8 @@ ClientSession::ClientSession(Gateway& gateway, net::ip::tcp::socket socket,
                              std::shared_ptr<net::ssl::context> tls)
     : gateway_(gateway),
       tls_ctx_(std::move(tls)),
-      stream_(tls_ctx_ ? AnyStream(std::move(socket), *tls_ctx_) : AnyStream(std::move(socket))),
+      stream_(tls_ctx_ ? AnyStream(std::move(socket), *tls_ctx_, AnyStream::ServerTls{})
+                       : AnyStream(std::move(socket))),
       timer_(stream_.get_executor()) {
   boost::system::error_code ec;
   auto ep = stream_.socket().remote_endpoint(ec);
@@ -34,12 +35,15 @@ ClientSession::~ClientSession() {
 }
 
 void ClientSession::run() {
+  if (!gateway_.allow_handshake(client_ip_)) {
+    // Before TLS, so a flood costs us no handshakes.
+    gateway_.metrics().handshake(HandshakeOutcome::rate_limited).Increment();
+    return stream_.close();
+  }
   if (!stream_.is_tls()) return do_read_request();
   arm(gateway_.config().tls_handshake_timeout, TimeoutKind::tls_handshake);
-  stream_.tls().async_handshake(net::ssl::stream_base::server,
-                                [self = shared_from_this()](boost::system::error_code ec) {
-                                  self->on_tls_handshake(ec);
-                                });
+  stream_.server_tls().async_handshake(
+      [self = shared_from_this()](boost::system::error_code ec) { self->on_tls_handshake(ec); });
 }
 
 void ClientSession::arm(std::chrono::milliseconds timeout, TimeoutKind kind) {

@@ -47,6 +47,7 @@ struct ProxyConfig {
 
   std::uint32_t max_connections = 20000;
   std::uint32_t max_connections_per_ip = 0;  // 0: no per-IP cap
+  double handshake_rate_per_ip = 0;          // new connections per second per IP; 0: off
   bool trust_client_correlation_id = true;
   std::uint32_t max_private_close_codes = 64;
 

@@ -62,6 +62,30 @@ void Gateway::release(const std::string& client_ip) {
   --total_connections_;
 }
 
+bool Gateway::allow_handshake(const std::string& client_ip) {
+  const double rate = config_.handshake_rate_per_ip;
+  if (rate <= 0) return true;
+  const auto now = std::chrono::steady_clock::now();
+  std::lock_guard lock(rate_mutex_);
+  if (rate_buckets_.size() > 100000) {
+    // Forget IPs whose bucket has refilled: they are indistinguishable from new ones.
+    for (auto it = rate_buckets_.begin(); it != rate_buckets_.end();) {
+      std::chrono::duration<double> idle = now - it->second.last;
+      it = idle.count() * rate >= rate ? rate_buckets_.erase(it) : std::next(it);
+    }
+  }
+  auto [it, fresh] = rate_buckets_.try_emplace(client_ip, Bucket{rate, now});
+  Bucket& b = it->second;
+  if (!fresh) {
+    std::chrono::duration<double> elapsed = now - b.last;
+    b.tokens = std::min(rate, b.tokens + elapsed.count() * rate);
+    b.last = now;
+  }
+  if (b.tokens < 1) return false;
+  b.tokens -= 1;
+  return true;
+}
+
 std::uint64_t Gateway::add_session(std::weak_ptr<LiveSession> s) {
   std::lock_guard lock(sessions_mutex_);
   auto id = next_session_id_++;

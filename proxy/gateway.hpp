@@ -7,6 +7,7 @@
 #include <prometheus/registry.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -59,6 +60,10 @@ class Gateway {
   Admission try_admit(const std::string& client_ip);
   void release(const std::string& client_ip);
 
+  // Per-IP token bucket for new connections (--handshake-rate-per-ip):
+  // false means refuse this one.
+  bool allow_handshake(const std::string& client_ip);
+
   // Live sessions.
   std::uint64_t add_session(std::weak_ptr<LiveSession> s);
   void remove_session(std::uint64_t id);
@@ -91,6 +96,13 @@ class Gateway {
   std::mutex limits_mutex_;
   std::uint32_t total_connections_ = 0;
   std::unordered_map<std::string, std::uint32_t> per_ip_;
+
+  struct Bucket {
+    double tokens = 0;
+    std::chrono::steady_clock::time_point last;
+  };
+  std::mutex rate_mutex_;
+  std::unordered_map<std::string, Bucket> rate_buckets_;
 
   mutable std::mutex sessions_mutex_;
   std::uint64_t next_session_id_ = 1;

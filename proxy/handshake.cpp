@@ -144,8 +144,16 @@ http::request<http::empty_body> build_upstream_request(const RequestHeader& clie
 }
 
 Refusal validate_upstream_response(const ResponseHeader& resp, const RequestHeader& client_req) {
-  if (resp.result() != http::status::switching_protocols)
-    return refuse(HandshakeOutcome::upstream_refused, resp.result_int(), "upstream refused upgrade");
+  const unsigned status = resp.result_int();
+  // Only a final status passes through as it is; 1xx other than 101 and
+  // anything outside 100-599 is not an answer a client can act on.
+  if (status < 200 || status > 599) {
+    if (status != 101)
+      return refuse(HandshakeOutcome::upstream_bad_response, 502,
+                    "upstream answered with status " + std::to_string(status));
+  } else {
+    return refuse(HandshakeOutcome::upstream_refused, status, "upstream refused upgrade");
+  }
   if (!has_token(resp, http::field::upgrade, "websocket"))
     return refuse(HandshakeOutcome::upstream_bad_response, 502, "upstream 101 lacks Upgrade: websocket");
   if (!has_token(resp, http::field::connection, "upgrade"))

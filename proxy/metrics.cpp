@@ -12,6 +12,7 @@ std::string_view to_string(HandshakeOutcome o) {
     case HandshakeOutcome::not_found: return "not_found";
     case HandshakeOutcome::headers_too_large: return "headers_too_large";
     case HandshakeOutcome::limit: return "limit";
+    case HandshakeOutcome::rate_limited: return "rate_limited";
     case HandshakeOutcome::draining: return "draining";
     case HandshakeOutcome::timeout: return "timeout";
     case HandshakeOutcome::tls_failed: return "tls_failed";
@@ -116,6 +117,11 @@ ProxyMetrics::ProxyMetrics(pm::Registry& r, std::uint32_t max_private_close_code
   for (int d = 0; d < 2; ++d) {
     auto dir = std::string(tap::to_string(static_cast<Direction>(d)));
     bytes_[d] = &bytes_family_.Add({{"direction", dir}});
+    // Every kind exists from the start (at zero), so dashboards and alerts
+    // see the series before the first violation.
+    for (std::size_t k = 1; k < tap::kViolationKinds; ++k)
+      violations_[d][k] = &violations_family_.Add(
+          {{"direction", dir}, {"kind", std::string(tap::to_string(static_cast<tap::Violation>(k)))}});
     for (unsigned op = 0; op < 16; ++op)
       frames_[d][op] =
           &frames_family_.Add({{"direction", dir}, {"opcode", std::string(tap::opcode_label(static_cast<uint8_t>(op)))}});
@@ -144,14 +150,6 @@ pm::Counter& ProxyMetrics::close(std::uint16_t code, Initiator who) {
   std::lock_guard lock(mutex_);
   return cached(closes_family_, close_cache_, {{"code", label}, {"initiator", initiator}},
                 label + "/" + initiator);
-}
-
-pm::Counter& ProxyMetrics::violation(Direction d, std::string_view kind) {
-  std::string dir(tap::to_string(d));
-  std::string k(kind);
-  std::lock_guard lock(mutex_);
-  return cached(violations_family_, violation_cache_, {{"direction", dir}, {"kind", k}},
-                dir + "/" + k);
 }
 
 pm::Counter& ProxyMetrics::incident(std::uint16_t code, std::string_view stage) {

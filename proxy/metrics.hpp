@@ -26,6 +26,7 @@ enum class HandshakeOutcome : std::uint8_t {
   not_found,         // 404
   headers_too_large, // 431
   limit,             // 503: connection caps
+  rate_limited,      // per-IP handshake rate: closed at accept
   draining,          // 503: shutting down
   timeout,           // client too slow (TLS or upgrade)
   tls_failed,
@@ -66,8 +67,10 @@ class ProxyMetrics {
   // Close counts: 1000-1015 and a capped set of private codes are labels of
   // their own, the rest "other". Called once per session.
   prometheus::Counter& close(std::uint16_t code, Initiator who);
-  // Rare events: looked up under a mutex and cached.
-  prometheus::Counter& violation(Direction d, std::string_view kind);
+  // Rare events with open-ended labels: looked up under a mutex and cached.
+  prometheus::Counter& violation(Direction d, tap::Violation kind) {
+    return *violations_[static_cast<int>(d)][static_cast<std::size_t>(kind)];
+  }
   prometheus::Counter& incident(std::uint16_t code, std::string_view stage);
   prometheus::Counter& trace_fetch(std::string_view outcome);
   // The label value `code` gets in wsgate_closes_total.
@@ -92,6 +95,7 @@ class ProxyMetrics {
   std::array<prometheus::Counter*, static_cast<int>(TimeoutKind::count_)> timeouts_{};
   std::array<prometheus::Counter*, 2> bytes_{};
   std::array<std::array<prometheus::Counter*, 16>, 2> frames_{};
+  std::array<std::array<prometheus::Counter*, tap::kViolationKinds>, 2> violations_{};
   // [code - 1000][initiator] for 1000-1015; private and "other" in the map.
   std::array<std::array<prometheus::Counter*, 3>, 16> standard_closes_{};
 
@@ -99,7 +103,6 @@ class ProxyMetrics {
   std::uint32_t max_private_close_codes_;
   std::map<std::uint16_t, bool> private_codes_seen_;
   std::map<std::string, prometheus::Counter*> close_cache_;
-  std::map<std::string, prometheus::Counter*> violation_cache_;
   std::map<std::string, prometheus::Counter*> incident_cache_;
   std::map<std::string, prometheus::Counter*> trace_fetch_cache_;
 };

@@ -77,6 +77,7 @@ std::optional<ProxyOptions> parse_options(int argc, char** argv, int& exit_code)
   app.add_option("--drain-timeout", drain_s, "Seconds to wait for sessions on SIGTERM")->capture_default_str();
   app.add_option("--max-connections", c.max_connections, "Global session cap (503 past it)")->capture_default_str();
   app.add_option("--max-connections-per-ip", c.max_connections_per_ip, "Per-client-IP cap (0: none)")->capture_default_str();
+  app.add_option("--handshake-rate-per-ip", c.handshake_rate_per_ip, "New connections per second per client IP, burst of the same size (0: no limit)")->check(CLI::Range(0.0, 1e6))->capture_default_str();
   app.add_flag("!--no-trust-client-correlation-id", c.trust_client_correlation_id, "Always generate correlation IDs");
   app.add_option("--max-private-close-codes", c.max_private_close_codes, "Distinct 3000-4999 close-code labels before 'other'")->capture_default_str();
   app.add_option("--port-file", c.port_file, "Write the bound ports as JSON here (for tests and scripts)");

@@ -1,10 +1,14 @@
 #pragma once
-// One byte stream that is plain TCP or TLS, chosen at run time. The branch is
+// One byte stream that is plain TCP, TLS on the listener (TlsSocketStream:
+// OpenSSL on the socket, lean) or TLS to an upstream (asio::ssl::stream, for
+// its certificate verification plumbing), chosen at run time. The branch is
 // per operation and the completion handlers stay concrete, so Asio's
 // recycling handler allocator applies: no heap allocation per read or write
 // (a type-erased std::function handler would allocate every time).
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/stream.hpp>
+
+#include "proxy/tls_socket_stream.hpp"
 
 #include <memory>
 #include <optional>
@@ -19,17 +23,29 @@ class AnyStream {
   using TlsStream = boost::asio::ssl::stream<tcp::socket>;
 
   explicit AnyStream(tcp::socket socket) : plain_(std::move(socket)) {}
+  // Client side of a wss:// upstream.
   AnyStream(tcp::socket socket, boost::asio::ssl::context& ctx)
       : tls_(std::in_place, std::move(socket), ctx) {}
+  // Server side of the TLS listener.
+  struct ServerTls {};
+  AnyStream(tcp::socket socket, boost::asio::ssl::context& ctx, ServerTls)
+      : server_tls_(std::in_place, std::move(socket), ctx.native_handle()) {}
 
-  bool is_tls() const { return tls_.has_value(); }
+  bool is_tls() const { return tls_.has_value() || server_tls_.has_value(); }
   TlsStream& tls() { return *tls_; }
-  tcp::socket& socket() { return tls_ ? tls_->next_layer() : *plain_; }
+  bool is_server_tls() const { return server_tls_.has_value(); }
+  TlsSocketStream& server_tls() { return *server_tls_; }
+  tcp::socket& socket() {
+    if (server_tls_) return server_tls_->socket();
+    return tls_ ? tls_->next_layer() : *plain_;
+  }
   executor_type get_executor() { return socket().get_executor(); }
 
   template <class Buffers, class Handler>
   void async_read_some(const Buffers& buffers, Handler&& handler) {
-    if (tls_)
+    if (server_tls_)
+      server_tls_->async_read_some(buffers, std::forward<Handler>(handler));
+    else if (tls_)
       tls_->async_read_some(buffers, std::forward<Handler>(handler));
     else
       plain_->async_read_some(buffers, std::forward<Handler>(handler));
@@ -37,7 +53,9 @@ class AnyStream {
 
   template <class Buffers, class Handler>
   void async_write_some(const Buffers& buffers, Handler&& handler) {
-    if (tls_)
+    if (server_tls_)
+      server_tls_->async_write_some(buffers, std::forward<Handler>(handler));
+    else if (tls_)
       tls_->async_write_some(buffers, std::forward<Handler>(handler));
     else
       plain_->async_write_some(buffers, std::forward<Handler>(handler));
@@ -59,6 +77,7 @@ class AnyStream {
  private:
   std::optional<tcp::socket> plain_;
   std::optional<TlsStream> tls_;
+  std::optional<TlsSocketStream> server_tls_;
 };
 
 }  // namespace wsgate::proxy

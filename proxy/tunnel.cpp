@@ -116,29 +116,45 @@ void Tunnel::start() {
 
 void Tunnel::do_read(Pump& p) {
   if (finished_ || p.read_done || p.reading) return;
-  if (p.from.is_tls()) {
-    // OpenSSL may hold decrypted bytes the socket no longer shows, so a TLS
-    // side reads into a buffer it keeps.
+  if (p.from.is_tls() && !p.from.is_server_tls()) {
+    // asio::ssl::stream may hold ciphertext the socket no longer shows, so
+    // the upstream TLS side reads into a buffer it keeps.
     if (!p.buffer) p.buffer = BufferPool::take(p.buffer_size);
-    p.reading = true;
-    p.from.async_read_some(net::buffer(p.buffer.get(), p.buffer_size),
-                           [self = shared_from_this(), &p](boost::system::error_code ec,
-                                                           std::size_t n) { self->on_read(p, ec, n); });
-    return;
+    return read_into_buffer(p);
   }
-  // Plain TCP: read what is there now; if nothing is, give the buffer back
-  // and wait for readability without one.
+  // Plain TCP and the listener's TLS: read what is there now; if nothing
+  // is, give the buffer back and wait for readability without one.
   if (p.buffer) {
     boost::system::error_code ec;
-    std::size_t n = p.from.socket().read_some(net::buffer(p.buffer.get(), p.buffer_size), ec);
+    std::size_t n = 0;
+    if (p.from.is_server_tls()) {
+      n = p.from.server_tls().try_read_some(net::buffer(p.buffer.get(), p.buffer_size), ec);
+      // OpenSSL needs to write first, or holds a partial record: let the
+      // asynchronous read drive it.
+      if (ec == net::error::in_progress ||
+          (ec == net::error::would_block && p.from.server_tls().has_pending()))
+        return read_into_buffer(p);
+    } else {
+      n = p.from.socket().read_some(net::buffer(p.buffer.get(), p.buffer_size), ec);
+    }
     if (ec != net::error::would_block) return on_read(p, ec, n);
     BufferPool::give(std::move(p.buffer), p.buffer_size);
+  } else if (p.from.is_server_tls() && p.from.server_tls().has_pending()) {
+    p.buffer = BufferPool::take(p.buffer_size);
+    return read_into_buffer(p);
   }
   p.reading = true;
   p.from.socket().async_wait(
       net::socket_base::wait_read, [self = shared_from_this(), &p](boost::system::error_code ec) {
         self->on_readable(p, ec);
       });
+}
+
+void Tunnel::read_into_buffer(Pump& p) {
+  p.reading = true;
+  p.from.async_read_some(net::buffer(p.buffer.get(), p.buffer_size),
+                         [self = shared_from_this(), &p](boost::system::error_code ec,
+                                                         std::size_t n) { self->on_read(p, ec, n); });
 }
 
 void Tunnel::on_readable(Pump& p, boost::system::error_code ec) {
@@ -211,8 +227,12 @@ void Tunnel::on_write(Pump& p, boost::system::error_code ec) {
   if (gateway_.config().tap_mode != TapMode::off)
     p.at_boundary = p.violation_cut || p.tap.at_frame_boundary();
   flush_stats_if_due(p);
-  if (p.violation_cut && !p.injected_close && !closing_) {
-    on_violation(p, p.tap.first_violation());
+  if (p.violation_cut && !p.violation_handled) {
+    p.violation_handled = true;
+    // Frames after a relayed close are dropped but need no close of ours:
+    // the close handshake is already under way.
+    if (p.tap.first_violation() != tap::Violation::frame_after_close)
+      on_violation(p, p.tap.first_violation());
   } else if (p.inject_pending) {
     flush_inject(p);
     if (p.writing) return;
@@ -247,7 +267,7 @@ void Tunnel::on_read_end(Pump& p, boost::system::error_code ec) {
 void Tunnel::inject_close(Pump& p, std::uint16_t code, std::string_view reason,
                           bool then_shutdown) {
   if (p.output_closed) return;
-  if (p.injected_close || p.inject_pending || p.tap.close_seen() ||
+  if (p.injected_close || p.inject_pending || close_relayed(p) ||
       gateway_.config().tap_mode == TapMode::off) {
     // A close already went this way (or we cannot find frame boundaries).
     if (then_shutdown) end_output(p);
@@ -258,6 +278,13 @@ void Tunnel::inject_close(Pump& p, std::uint16_t code, std::string_view reason,
   p.inject_pending = true;
   if (then_shutdown) p.shutdown_pending = true;
   if (!p.writing) flush_inject(p);
+}
+
+bool Tunnel::close_relayed(const Pump& p) const {
+  // A close the tap saw went on to the receiver unless enforce mode cut it:
+  // only a violation after the close (frame_after_close) leaves it relayed.
+  return p.tap.close_seen() &&
+         (!p.violation_cut || p.tap.first_violation() == tap::Violation::frame_after_close);
 }
 
 void Tunnel::flush_inject(Pump& p) {
@@ -320,6 +347,9 @@ void Tunnel::on_violation(Pump& p, tap::Violation v) {
                         std::string(to_string(sender));
   WSG_LOG(spdlog::level::warn, summary_.correlation_id, "{}; closing with {}", summary_.end_detail,
           code);
+  // The offending frame may itself have been a close (bad code, one-byte
+  // payload, ...): it was cut, so the proxy's close is the one that counts.
+  close_recorded_ = false;
   record_close(code, tap::to_string(v), Initiator::proxy);
   inject_close(other(p), code, tap::to_string(v), false);
   inject_close(p, kCloseGoingAway, "peer violated the protocol", false);
@@ -407,7 +437,7 @@ void Tunnel::flush_stats(Pump& p) {
   if (auto d = bytes - p.flushed_bytes) m.bytes(p.dir).Increment(static_cast<double>(d));
   for (std::size_t k = 1; k < tap::kViolationKinds; ++k)
     if (auto d = s.violation_kinds[k] - p.flushed.violation_kinds[k])
-      m.violation(p.dir, tap::to_string(static_cast<tap::Violation>(k)))
+      m.violation(p.dir, static_cast<tap::Violation>(k))
           .Increment(static_cast<double>(d));
   p.flushed = s;
   p.flushed_bytes = bytes;

@@ -62,6 +62,7 @@ class Tunnel : public LiveSession, public std::enable_shared_from_this<Tunnel> {
     bool output_closed = false;  // we ended `to`'s write side
     bool at_boundary = true;     // as delivered to the receiver
     bool violation_cut = false;  // enforce mode stopped this direction
+    bool violation_handled = false;
 
     // A frame the proxy writes itself into this direction.
     std::array<std::uint8_t, kMaxCloseFrame> inject{};
@@ -89,6 +90,7 @@ class Tunnel : public LiveSession, public std::enable_shared_from_this<Tunnel> {
 
   void do_read(Pump& p);
   void on_readable(Pump& p, boost::system::error_code ec);
+  void read_into_buffer(Pump& p);
   void on_read(Pump& p, boost::system::error_code ec, std::size_t n);
   void forward(Pump& p, const std::uint8_t* data, std::size_t n);
   void do_write(Pump& p, const std::uint8_t* data, std::size_t n);
@@ -99,6 +101,7 @@ class Tunnel : public LiveSession, public std::enable_shared_from_this<Tunnel> {
   // stream can never reach one (mid-frame, tap off), end its TCP instead.
   void inject_close(Pump& p, std::uint16_t code, std::string_view reason, bool then_shutdown);
   void flush_inject(Pump& p);
+  bool close_relayed(const Pump& p) const;
   void end_output(Pump& p);
 
   void record_close(std::uint16_t code, std::string_view reason, Initiator who);

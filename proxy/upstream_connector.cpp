@@ -134,7 +134,7 @@ void UpstreamConnector::on_read(boost::system::error_code ec) {
   r.response = parser_->release();
   auto data = buffer_.data();
   r.early.assign(static_cast<const char*>(data.data()), data.size());
-  r.stream = std::move(stream_);
+  r.stream.emplace(std::move(*stream_));
   done_(std::move(r));
 }
 

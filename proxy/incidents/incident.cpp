@@ -185,8 +185,16 @@ nlohmann::json last_message_json(const SessionSummary& s, std::size_t cap) {
 void redact_json(nlohmann::json& doc) {
   if (doc.is_string()) {
     redact_secrets(doc.get_ref<std::string&>());
-  } else if (doc.is_array() || doc.is_object()) {
+  } else if (doc.is_array()) {
     for (auto& v : doc) redact_json(v);
+  } else if (doc.is_object()) {
+    // Keys come from the backend too: a secret may hide in one.
+    nlohmann::json clean = nlohmann::json::object();
+    for (auto& [key, value] : doc.items()) {
+      redact_json(value);
+      clean[redacted(key)] = std::move(value);
+    }
+    doc = std::move(clean);
   }
 }
 

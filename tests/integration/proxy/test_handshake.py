@@ -166,3 +166,20 @@ def test_connection_caps_answer_503(upstream, proxy_factory):
     c = raw_connect(port, "/echo")
     assert c[1] == 101
     assert metric(admin, "wsgate_handshakes_total", outcome="limit") == 1
+
+
+def test_per_ip_handshake_rate_limit(upstream, proxy_factory):
+    proxy = proxy_factory(f"ws://127.0.0.1:{upstream.ws}", "--handshake-rate-per-ip", "3")
+    port = proxy.ports["listen"]
+    statuses = []
+    for _ in range(6):
+        try:
+            sock, status, _, _ = raw_connect(port, "/echo", timeout=5)
+            statuses.append(status)
+            sock.close()
+        except (ConnectionResetError, OSError):
+            statuses.append(0)
+    # A burst of 3 passes; the rest, arriving within far less than a second, is cut.
+    assert statuses[:3] == [101, 101, 101]
+    assert 0 in statuses[3:]
+    assert metric(proxy.ports["admin"], "wsgate_handshakes_total", outcome="rate_limited") >= 1

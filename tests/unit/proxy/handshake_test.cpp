@@ -139,6 +139,15 @@ TEST(Handshake, UpstreamResponseChecks) {
   auto refusal = validate_upstream_response(denied, req);
   EXPECT_EQ(refusal.outcome, HandshakeOutcome::upstream_refused);
   EXPECT_EQ(refusal.status, 401u);
+
+  // Not answers a client can act on: never passed through, never "ok".
+  for (unsigned status : {0u, 99u, 100u, 102u, 600u, 999u}) {
+    ResponseHeader odd;
+    odd.result(status);
+    auto r = validate_upstream_response(odd, req);
+    EXPECT_EQ(r.status, 502u) << status;
+    EXPECT_EQ(r.outcome, HandshakeOutcome::upstream_bad_response) << status;
+  }
 }
 
 TEST(Handshake, ClientResponseCarriesCorrelationId) {

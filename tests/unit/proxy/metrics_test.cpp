@@ -32,6 +32,11 @@ TEST(ProxyMetrics, HandlesAreStable) {
   EXPECT_NE(&m.frames(Direction::client_to_upstream, 1), &m.frames(Direction::upstream_to_client, 1));
   // Reserved opcodes share one series.
   EXPECT_EQ(&m.frames(Direction::client_to_upstream, 3), &m.frames(Direction::client_to_upstream, 0xB));
-  EXPECT_EQ(&m.violation(Direction::client_to_upstream, "mask_missing"),
-            &m.violation(Direction::client_to_upstream, "mask_missing"));
+  EXPECT_EQ(&m.violation(Direction::client_to_upstream, wsgate::tap::Violation::mask_missing),
+            &m.violation(Direction::client_to_upstream, wsgate::tap::Violation::mask_missing));
+  // Every violation kind is exposed from the start.
+  std::size_t series = 0;
+  for (auto& family : registry.Collect())
+    if (family.name == "wsgate_protocol_violations_total") series = family.metric.size();
+  EXPECT_EQ(series, 2 * (wsgate::tap::kViolationKinds - 1));
 }

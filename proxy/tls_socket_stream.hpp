@@ -1,0 +1,178 @@
+#pragma once
+// A server-side TLS stream where OpenSSL reads and writes the socket itself
+// (SSL_set_fd, non-blocking) and Asio only waits for readiness.
+//
+// Why not asio::ssl::stream: it keeps two 17 KiB buffers per stream, zeroed
+// and so resident from the start, plus a 2 x 17 KiB BIO pair: ~70 KiB per
+// idle wss session. Here OpenSSL owns the only buffers and, with
+// SSL_MODE_RELEASE_BUFFERS, frees them while the session is idle; and since
+// nothing hides between socket and SSL, SSL_has_pending() tells exactly
+// whether a read can proceed without the socket, so the relay can wait for
+// readability without holding a buffer.
+//
+// All operations of one stream run on one strand; a read and a write may be
+// in flight together (OpenSSL allows interleaving them on one thread).
+#include <boost/asio/buffer.hpp>
+#include <boost/asio/error.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/ssl/error.hpp>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#include <cerrno>
+#include <type_traits>
+#include <utility>
+
+namespace wsgate::proxy {
+
+class TlsSocketStream {
+ public:
+  using tcp = boost::asio::ip::tcp;
+  using error_code = boost::system::error_code;
+
+  TlsSocketStream(tcp::socket socket, SSL_CTX* ctx) : socket_(std::move(socket)), ssl_(SSL_new(ctx)) {
+    error_code ignored;
+    socket_.non_blocking(true, ignored);
+    if (ssl_) {
+      SSL_set_fd(ssl_, static_cast<int>(socket_.native_handle()));
+      SSL_set_accept_state(ssl_);
+      SSL_set_mode(ssl_, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+                             SSL_MODE_RELEASE_BUFFERS);
+    }
+  }
+  TlsSocketStream(TlsSocketStream&& other) noexcept
+      : socket_(std::move(other.socket_)), ssl_(std::exchange(other.ssl_, nullptr)) {}
+  TlsSocketStream& operator=(TlsSocketStream&&) = delete;
+  TlsSocketStream(const TlsSocketStream&) = delete;
+  ~TlsSocketStream() {
+    if (ssl_) SSL_free(ssl_);
+  }
+
+  tcp::socket& socket() { return socket_; }
+  SSL* native_handle() { return ssl_; }
+  // Decrypted or buffered bytes that a read returns without the socket.
+  bool has_pending() const { return ssl_ && SSL_has_pending(ssl_) == 1; }
+
+  template <class Handler>
+  void async_handshake(Handler&& handler) {
+    run_op([](SSL* s, std::size_t& n) {
+      n = 0;
+      return SSL_do_handshake(s);
+    }, std::forward<Handler>(handler), /*yields_bytes=*/false);
+  }
+
+  template <class Buffers, class Handler>
+  void async_read_some(const Buffers& buffers, Handler&& handler) {
+    auto b = first_buffer<boost::asio::mutable_buffer>(buffers);
+    run_op([b](SSL* s, std::size_t& n) { return SSL_read_ex(s, b.data(), b.size(), &n); },
+           std::forward<Handler>(handler), true, b.size() == 0);
+  }
+
+  template <class Buffers, class Handler>
+  void async_write_some(const Buffers& buffers, Handler&& handler) {
+    auto b = first_buffer<boost::asio::const_buffer>(buffers);
+    run_op([b](SSL* s, std::size_t& n) { return SSL_write_ex(s, b.data(), b.size(), &n); },
+           std::forward<Handler>(handler), true, b.size() == 0);
+  }
+
+  // One read attempt now. would_block: wait for readability; in_progress:
+  // OpenSSL must write first (use async_read_some).
+  std::size_t try_read_some(boost::asio::mutable_buffer b, error_code& ec) {
+    std::size_t n = 0;
+    ERR_clear_error();
+    int r = SSL_read_ex(ssl_, b.data(), b.size(), &n);
+    if (r == 1) {
+      ec = {};
+      return n;
+    }
+    int err = SSL_get_error(ssl_, r);
+    if (err == SSL_ERROR_WANT_READ) ec = boost::asio::error::would_block;
+    else if (err == SSL_ERROR_WANT_WRITE) ec = boost::asio::error::in_progress;
+    else ec = to_error(err);
+    return 0;
+  }
+
+ private:
+  template <class Buffer, class Buffers>
+  static Buffer first_buffer(const Buffers& buffers) {
+    for (auto it = boost::asio::buffer_sequence_begin(buffers);
+         it != boost::asio::buffer_sequence_end(buffers); ++it) {
+      Buffer b(*it);
+      if (b.size() > 0) return b;
+    }
+    return Buffer();
+  }
+
+  static error_code to_error(int ssl_error) {
+    if (ssl_error == SSL_ERROR_ZERO_RETURN) return boost::asio::error::eof;
+    if (ssl_error == SSL_ERROR_SYSCALL) {
+      int e = errno;
+      if (ERR_peek_error() == 0 && e == 0) return boost::asio::ssl::error::stream_truncated;
+      if (e != 0) return error_code(e, boost::system::system_category());
+    }
+    unsigned long code = ERR_get_error();
+    ERR_clear_error();
+    if (code == 0) return boost::asio::ssl::error::unspecified_system_error;
+    return error_code(static_cast<int>(code), boost::asio::error::get_ssl_category());
+  }
+
+  // Runs `call` until it succeeds or fails, waiting for the socket as
+  // OpenSSL asks. Completion always goes through the executor, never inline.
+  template <class Call, class Handler>
+  void run_op(Call call, Handler&& handler, bool yields_bytes, bool empty = false) {
+    auto ex = socket_.get_executor();
+    if (!ssl_) {
+      boost::asio::post(ex, [h = std::forward<Handler>(handler)]() mutable {
+        complete(h, boost::asio::error::no_memory, 0);
+      });
+      return;
+    }
+    if (empty && yields_bytes) {
+      boost::asio::post(ex, [h = std::forward<Handler>(handler)]() mutable { complete(h, {}, 0); });
+      return;
+    }
+    step(std::move(call), std::forward<Handler>(handler));
+  }
+
+  template <class Call, class Handler>
+  void step(Call call, Handler&& handler) {
+    std::size_t n = 0;
+    ERR_clear_error();
+    errno = 0;
+    int r = call(ssl_, n);
+    if (r == 1) {
+      boost::asio::post(socket_.get_executor(), [h = std::forward<Handler>(handler), n]() mutable {
+        complete(h, {}, n);
+      });
+      return;
+    }
+    int err = SSL_get_error(ssl_, r);
+    if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
+      auto what = err == SSL_ERROR_WANT_READ ? tcp::socket::wait_read : tcp::socket::wait_write;
+      socket_.async_wait(what, [this, call = std::move(call),
+                                h = std::forward<Handler>(handler)](error_code ec) mutable {
+        if (ec) return complete(h, ec, 0);
+        step(std::move(call), std::move(h));
+      });
+      return;
+    }
+    error_code ec = to_error(err);
+    boost::asio::post(socket_.get_executor(),
+                      [h = std::forward<Handler>(handler), ec]() mutable { complete(h, ec, 0); });
+  }
+
+  // Handshake handlers take (ec); I/O handlers (ec, n).
+  template <class Handler>
+  static void complete(Handler& h, error_code ec, std::size_t n) {
+    if constexpr (std::is_invocable_v<Handler&, error_code, std::size_t>)
+      h(ec, n);
+    else
+      h(ec);
+  }
+
+  tcp::socket socket_;
+  SSL* ssl_;
+};
+
+}  // namespace wsgate::proxy

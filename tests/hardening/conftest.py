@@ -1,0 +1,120 @@
+"""Fixtures of the hardening tests: the real wsgate (WSGATE_BIN, default
+build-test/bin/wsgate) in front of tests/integration/lib/upstream.py or of a
+raw capturing upstream that records the exact bytes of the upgrade request."""
+import base64
+import hashlib
+import os
+import socket
+import subprocess
+import sys
+import threading
+
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "integration", "lib"))
+from wsgate_harness import Proc, Upstream  # noqa: E402
+
+WSGATE = os.environ.get("WSGATE_BIN", "build-test/bin/wsgate")
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+@pytest.fixture
+def upstream():
+    u = Upstream()
+    yield u
+    u.stop()
+
+
+@pytest.fixture
+def proxy_factory():
+    procs = []
+
+    def make(upstream_url, *extra, env=None):
+        p = Proc([WSGATE, "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--upstream", upstream_url,
+                  "--threads", "2", "--log-level", "debug", *extra], env=env)
+        procs.append(p)
+        return p
+    yield make
+    for p in procs:
+        p.stop()
+
+
+@pytest.fixture(scope="session")
+def dev_cert(tmp_path_factory):
+    d = tmp_path_factory.mktemp("cert")
+    subprocess.run([os.path.join(REPO, "deploy", "dev-cert.sh"), str(d)], check=True, stdout=subprocess.DEVNULL)
+    return {"cert": str(d / "server.crt"), "key": str(d / "server.key"), "ca": str(d / "ca.crt")}
+
+
+class CaptureUpstream:
+    """Accepts connections, records the raw bytes of each request head and
+    answers a correct 101; then reads and records what follows."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.heads = []
+        self.after = []
+        self.stopped = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while not self.stopped:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+
+    def _serve(self, c):
+        c.settimeout(10)
+        data = b""
+        try:
+            while b"\r\n\r\n" not in data:
+                chunk = c.recv(4096)
+                if not chunk:
+                    return
+                data += chunk
+            head, _, rest = data.partition(b"\r\n\r\n")
+            self.heads.append(head)
+            key = b""
+            for line in head.split(b"\r\n"):
+                if line.lower().startswith(b"sec-websocket-key:"):
+                    key = line.split(b":", 1)[1].strip()
+            accept = base64.b64encode(hashlib.sha1(key + GUID.encode()).digest())
+            c.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                      b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n")
+            got = rest
+            while True:
+                chunk = c.recv(65536)
+                if not chunk:
+                    break
+                got += chunk
+            self.after.append(got)
+        except OSError:
+            pass
+        finally:
+            c.close()
+
+    def stop(self):
+        self.stopped = True
+        self.sock.close()
+
+
+@pytest.fixture
+def capture():
+    c = CaptureUpstream()
+    yield c
+    c.stop()
