@@ -10,9 +10,10 @@ function(wsgate_enable_warnings target)
   if(CMAKE_CXX_COMPILER_ID STREQUAL "GNU")
     # GCC 12's optimiser reports impossible sizes inside std::string and
     # Beast (GCC bugs 105329, 106199): warn, never fail, in optimised builds.
+    set(optimised_false_positives -Wno-error=maybe-uninitialized -Wno-error=array-bounds
+        -Wno-error=stringop-overflow -Wno-error=stringop-overread)
     target_compile_options(${target} PRIVATE -Wno-restrict
-      $<$<NOT:$<CONFIG:Debug>>:-Wno-error=maybe-uninitialized -Wno-error=array-bounds
-      -Wno-error=stringop-overflow -Wno-error=stringop-overread>)
+      "$<$<NOT:$<CONFIG:Debug>>:${optimised_false_positives}>")
   endif()
 endfunction()
 
