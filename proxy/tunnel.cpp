@@ -418,13 +418,16 @@ void Tunnel::maybe_finish() {
   if (c2u_done && u2c_done) finish();
 }
 
+void Tunnel::flush_stats(Pump& p) { flush_stats(p, Clock::now()); }
+
 void Tunnel::flush_stats_if_due(Pump& p) {
-  auto now = Clock::now();
-  if (now - p.last_flush >= std::chrono::seconds(1)) flush_stats(p);
+  // last_activity_ was stamped by the read this write relays: no second
+  // clock read per message.
+  if (last_activity_ - p.last_flush >= std::chrono::seconds(1)) flush_stats(p, last_activity_);
 }
 
-void Tunnel::flush_stats(Pump& p) {
-  p.last_flush = Clock::now();
+void Tunnel::flush_stats(Pump& p, Clock::time_point now) {
+  p.last_flush = now;
   auto& m = gateway_.metrics();
   const tap::TapStats& s = p.tap.stats();
   std::uint64_t frames = 0;

@@ -112,6 +112,7 @@ class Tunnel : public LiveSession, public std::enable_shared_from_this<Tunnel> {
   void maybe_finish();
   void finish();
   void flush_stats(Pump& p);
+  void flush_stats(Pump& p, std::chrono::steady_clock::time_point now);
   void flush_stats_if_due(Pump& p);
 
   Gateway& gateway_;
