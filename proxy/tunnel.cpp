@@ -323,8 +323,9 @@ void Tunnel::end_output(Pump& p) {
   p.to.shutdown_send();
 }
 
-void Tunnel::record_close(std::uint16_t code, std::string_view reason, Initiator who) {
-  if (close_recorded_) return;
+void Tunnel::record_close(std::uint16_t code, std::string_view reason, Initiator who,
+                          Precedence precedence) {
+  if (close_recorded_ && precedence == Precedence::first_wins) return;
   close_recorded_ = true;
   summary_.code = code;
   summary_.reason = std::string(reason);
@@ -349,8 +350,7 @@ void Tunnel::on_violation(Pump& p, tap::Violation v) {
           code);
   // The offending frame may itself have been a close (bad code, one-byte
   // payload, ...): it was cut, so the proxy's close is the one that counts.
-  close_recorded_ = false;
-  record_close(code, tap::to_string(v), Initiator::proxy);
+  record_close(code, tap::to_string(v), Initiator::proxy, Precedence::verdict);
   inject_close(other(p), code, tap::to_string(v), false);
   inject_close(p, kCloseGoingAway, "peer violated the protocol", false);
 }

@@ -104,7 +104,11 @@ class Tunnel : public LiveSession, public std::enable_shared_from_this<Tunnel> {
   bool close_relayed(const Pump& p) const;
   void end_output(Pump& p);
 
-  void record_close(std::uint16_t code, std::string_view reason, Initiator who);
+  // The first close seen is the session's, except a proxy verdict on a
+  // protocol violation, which replaces whatever was recorded.
+  enum class Precedence { first_wins, verdict };
+  void record_close(std::uint16_t code, std::string_view reason, Initiator who,
+                    Precedence precedence = Precedence::first_wins);
   void begin_closing();
   void on_violation(Pump& p, tap::Violation v);
   void arm_timer();
