@@ -57,7 +57,8 @@ def dev_cert(tmp_path_factory):
 
 class CaptureUpstream:
     """Accepts connections, records the raw bytes of each request head and
-    answers a correct 101; then reads and records what follows."""
+    answers a correct 101 (agreeing to `extensions` when set); then reads and
+    records what follows."""
 
     def __init__(self):
         self.sock = socket.socket()
@@ -67,6 +68,7 @@ class CaptureUpstream:
         self.port = self.sock.getsockname()[1]
         self.heads = []
         self.after = []
+        self.extensions = None
         self.stopped = False
         threading.Thread(target=self._accept, daemon=True).start()
 
@@ -94,8 +96,9 @@ class CaptureUpstream:
                 if line.lower().startswith(b"sec-websocket-key:"):
                     key = line.split(b":", 1)[1].strip()
             accept = base64.b64encode(hashlib.sha1(key + GUID.encode()).digest())
+            ext = f"Sec-WebSocket-Extensions: {self.extensions}\r\n".encode() if self.extensions else b""
             c.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                      b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n")
+                      b"Sec-WebSocket-Accept: " + accept + b"\r\n" + ext + b"\r\n")
             got = rest
             while True:
                 chunk = c.recv(65536)

@@ -7,11 +7,12 @@ import socket
 import ssl
 import struct
 import time
+import zlib
 
 import pytest
 
 from conftest import rss_kib
-from wsgate_harness import (FrameReader, frame, metric, raw_connect, read_http_response, upgrade_request,
+from wsgate_harness import (FrameReader, close_payload, frame, metric, raw_connect, read_http_response, upgrade_request,
                             wait_for, ws_key)
 
 CID_RE = re.compile(rb"^[A-Za-z0-9._-]{8,128}$")
@@ -299,6 +300,46 @@ def test_control_frame_flood_without_rss_growth(upstream, proxy_factory):
     assert drained["pongs"] == 30000, drained
     assert peak - before < RSS_SLACK_KIB, (before, peak)
     sock.sendall(frame(8, struct.pack("!H", 1000)))
+    sock.close()
+
+
+def deflate_bomb(inflated_mib):
+    """A permessage-deflate message body (RFC 7692: sync-flushed, without the
+    00 00 ff ff tail) that inflates to `inflated_mib` MiB of zeros."""
+    c = zlib.compressobj(9, zlib.DEFLATED, -15)
+    zeros = bytes(1 << 20)
+    body = b"".join(c.compress(zeros) for _ in range(inflated_mib)) + c.flush(zlib.Z_SYNC_FLUSH)
+    assert body.endswith(b"\x00\x00\xff\xff")
+    return body[:-4]
+
+
+def test_compression_bombs_cross_the_proxy_without_inflating(capture, proxy_factory):
+    """The proxy never inflates on the data path: eight permessage-deflate
+    messages that would inflate to 256 MiB each (2 GiB in all, about 2 MiB
+    on the wire) reach the upstream byte for byte, and the proxy's RSS does
+    not grow with them. (The one place the proxy inflates, an incident's last
+    message, is bounded: see test_incidents_fake and incident_test.)"""
+    capture.extensions = "permessage-deflate"
+    proxy = proxy_factory(f"ws://127.0.0.1:{capture.port}")
+    pid = proxy.proc.pid
+    sock, status, headers, _ = raw_connect(proxy.ports["listen"], "/ws",
+                                           extra={"Sec-WebSocket-Extensions": "permessage-deflate"})
+    assert status == 101
+    assert headers.get("sec-websocket-extensions") == "permessage-deflate"
+    bomb = deflate_bomb(256)
+    assert len(bomb) < (1 << 20)
+    wire = b"".join(frame(2, bomb, rsv=4) for _ in range(8)) + frame(8, close_payload(1000))
+    before = rss_kib(pid)
+    sock.sendall(wire)
+    sock.shutdown(socket.SHUT_WR)
+    wait_for(lambda: capture.after, 20, what="the upstream to see the end of the stream")
+    assert capture.after[0] == wire
+    assert rss_kib(pid) - before < RSS_SLACK_KIB
+    # The tap decoded every bomb (RSV1 allowed: deflate was negotiated).
+    wait_for(lambda: metric(proxy.ports["admin"], "wsgate_frames_total", direction="client_to_upstream",
+                            opcode="binary") == 8, 10, what="8 binary frames counted")
+    assert metric(proxy.ports["admin"], "wsgate_protocol_violations_total", direction="client_to_upstream",
+                  kind="reserved_bits") == 0
     sock.close()
 
 

@@ -169,14 +169,15 @@ def metric_value(proxy, name, labels):
 
 # ---- WebSocket clients ------------------------------------------------------
 
-async def ws_session(uri, cid, headers=(), subprotocols=None, send=None, close_with=None, timeout=10):
+async def ws_session(uri, cid, headers=(), subprotocols=None, send=None, close_with=None, timeout=10,
+                     compression=None):
     """One client session: optional message, optional client close; returns
     (close code, close reason, received messages)."""
     received = []
     hdrs = [("X-Correlation-ID", cid)] + list(headers)
     async with websockets.connect(uri, extra_headers=hdrs, subprotocols=subprotocols,
                                   open_timeout=timeout, close_timeout=timeout,
-                                  max_size=None, compression=None) as ws:
+                                  max_size=None, compression=compression) as ws:
         if send is not None:
             await ws.send(send)
         if close_with is not None:
@@ -201,10 +202,12 @@ def run_session(*args, **kwargs):
 class FakeUpstream:
     """A websockets server on 127.0.0.1:0 in its own thread. Each connection
     gets `messages` sent, then a close with `close_code`/`close_reason`
-    (close_code None: echo until the client closes)."""
+    (close_code None: echo until the client closes). compression="deflate"
+    accepts permessage-deflate when the client offers it."""
 
-    def __init__(self, messages=(), close_code=1011, close_reason="Internal error"):
+    def __init__(self, messages=(), close_code=1011, close_reason="Internal error", compression=None):
         self.messages = list(messages)
+        self.compression = compression
         self.close_code = close_code
         self.close_reason = close_reason
         self.headers = []
@@ -229,7 +232,8 @@ class FakeUpstream:
         asyncio.set_event_loop(self.loop)
 
         async def main():
-            self.server = await websockets.serve(self._handler, "127.0.0.1", 0, compression=None)
+            self.server = await websockets.serve(self._handler, "127.0.0.1", 0, compression=self.compression,
+                                             max_size=None)
             self.port = self.server.sockets[0].getsockname()[1]
             self._ready.set()
             await self.server.wait_closed()

@@ -284,3 +284,36 @@ def test_shutdown_during_fetch_keeps_the_incident(tmp_path, upstream, traces):
         records = [json.loads(line) for line in f]
     assert [r["correlation_id"] for r in records] == [cid]
     assert records[0]["backend_trace_error"] == "proxy stopped before the trace fetch finished"
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+
+
+def test_compression_bomb_relayed_unchanged_and_inflated_only_to_the_cap(tmp_path, procs):
+    """The upstream sends 64 MiB of one letter as one permessage-deflate
+    message (about 64 KiB on the wire), then 1011. The proxy relays the
+    compressed bytes without inflating them (the client inflates the whole
+    bomb), keeps 4 KiB of the compressed message, and the incident inflates
+    that only up to the 4 KiB capture cap."""
+    bomb = "A" * (64 << 20)
+    up = FakeUpstream(messages=[bomb], compression="deflate")
+    try:
+        proxy = start_proxy(str(tmp_path), up.url)
+        procs.append(proxy)
+        before = rss_kib(proxy.proc.pid)
+        cid = "fake-bomb-0001"
+        code, _, msgs = run_session(f"ws://127.0.0.1:{proxy.listen}/ws", cid, compression="deflate")
+        assert code == 1011
+        assert len(msgs) == 1 and msgs[0] == bomb
+        inc = incident(proxy, cid)
+        last = inc["last_upstream_message"]
+        assert (last["compressed"], last["inflated"], last["truncated"]) == (True, True, True), last
+        assert last["text"] == "A" * 4096
+        wire = inc["frames"]["upstream_to_client"]["bytes"]
+        assert wire < (1 << 20), wire  # it crossed the proxy compressed
+        # Relaying it never needed memory on the scale of the inflated bomb.
+        assert rss_kib(proxy.proc.pid) - before < 16 * 1024
+    finally:
+        up.stop()

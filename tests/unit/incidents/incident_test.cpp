@@ -1,10 +1,12 @@
 // The incident builder: failing stage, missing attributes, summary text,
 // redaction, and the time helpers.
 #include "proxy/incidents/incident.hpp"
-#include "proxy/incidents/trace_fetcher.hpp"
+
+#include <gtest/gtest.h>
 
 #include <boost/beast/zlib/deflate_stream.hpp>
-#include <gtest/gtest.h>
+
+#include "proxy/incidents/trace_fetcher.hpp"
 
 using namespace wsgate::proxy;
 using namespace wsgate::proxy::incidents;
@@ -98,14 +100,16 @@ TEST(IncidentAnalysis, ParseMissingAttributes) {
   EXPECT_EQ(parse_missing_attributes("missing: thread_id"), std::vector<std::string>{"thread_id"});
   EXPECT_EQ(parse_missing_attributes("context missing thread_id,run_id; filled"),
             (std::vector<std::string>{"thread_id", "run_id"}));
-  EXPECT_EQ(parse_missing_attributes("missing attributes: user_id"), std::vector<std::string>{"user_id"});
+  EXPECT_EQ(parse_missing_attributes("missing attributes: user_id"),
+            std::vector<std::string>{"user_id"});
   EXPECT_TRUE(parse_missing_attributes("all present").empty());
   EXPECT_TRUE(parse_missing_attributes("missing").empty());
 }
 
 TEST(IncidentSummary, ContextFailureNamesStageAttributeAndPolicy) {
   auto a = analyze_trace(strict_trace());
-  EXPECT_EQ(summary_line(1011, "Factory SSOT validation failed", Initiator::upstream, a, ok(strict_trace())),
+  EXPECT_EQ(summary_line(1011, "Factory SSOT validation failed", Initiator::upstream, a,
+                         ok(strict_trace())),
             "1011 at factory.create_manager: context missing thread_id (policy strict)");
 }
 
@@ -114,8 +118,9 @@ TEST(IncidentSummary, HandlerFailureUsesTheStageDetail) {
       {"stage":"session.established","outcome":"ok"},
       {"stage":"message.handle","outcome":"error","detail":"handler for type chat threw runtime_error: boom"}],
       "missing_attributes":[]})");
-  EXPECT_EQ(summary_line(1011, "Internal error", Initiator::upstream, analyze_trace(t), ok(t)),
-            "1011 at message.handle: handler for type chat threw runtime_error: boom (policy fallback)");
+  EXPECT_EQ(
+      summary_line(1011, "Internal error", Initiator::upstream, analyze_trace(t), ok(t)),
+      "1011 at message.handle: handler for type chat threw runtime_error: boom (policy fallback)");
 }
 
 TEST(IncidentSummary, WithoutTraceKeepsReasonAndError) {
@@ -138,10 +143,14 @@ TEST(IncidentRecord, HasEveryDesignField) {
   EXPECT_EQ(j["route"], "/");
   EXPECT_EQ(j["path"], "/ws");
   EXPECT_EQ(j["upstream"], "ws://127.0.0.1:9000");
-  EXPECT_EQ(j["close"], json({{"code", 1011}, {"reason", "Factory SSOT validation failed"}, {"initiator", "upstream"}}));
+  EXPECT_EQ(j["close"], json({{"code", 1011},
+                              {"reason", "Factory SSOT validation failed"},
+                              {"initiator", "upstream"}}));
   EXPECT_EQ(j["duration_ms"], 42);
-  EXPECT_EQ(j["frames"]["client_to_upstream"], json({{"frames", 3}, {"bytes", 120}, {"messages", 2}}));
-  EXPECT_EQ(j["frames"]["upstream_to_client"], json({{"frames", 4}, {"bytes", 300}, {"messages", 1}}));
+  EXPECT_EQ(j["frames"]["client_to_upstream"],
+            json({{"frames", 3}, {"bytes", 120}, {"messages", 2}}));
+  EXPECT_EQ(j["frames"]["upstream_to_client"],
+            json({{"frames", 4}, {"bytes", 300}, {"messages", 1}}));
   EXPECT_EQ(j["last_upstream_message"]["text"], R"({"type":"error","code":"FACTORY_INIT_FAILED"})");
   EXPECT_EQ(j["last_upstream_message"]["truncated"], false);
   EXPECT_EQ(j["last_upstream_message"]["compressed"], false);
@@ -150,12 +159,14 @@ TEST(IncidentRecord, HasEveryDesignField) {
   EXPECT_EQ(j["failing_stage"], "factory.create_manager");
   EXPECT_EQ(j["missing_attributes"], json::array({"thread_id"}));
   EXPECT_EQ(j["policy"], "strict");
-  EXPECT_EQ(j["summary"], "1011 at factory.create_manager: context missing thread_id (policy strict)");
+  EXPECT_EQ(j["summary"],
+            "1011 at factory.create_manager: context missing thread_id (policy strict)");
   EXPECT_EQ(j["trace_fetch"], json({{"outcome", "ok"}, {"attempts", 1}}));
 }
 
 TEST(IncidentRecord, FetchFailureIsRecorded) {
-  auto j = build_incident(summary_1011(), kEnd, failed(FetchOutcome::timeout, "timeout after 2000 ms"));
+  auto j =
+      build_incident(summary_1011(), kEnd, failed(FetchOutcome::timeout, "timeout after 2000 ms"));
   EXPECT_FALSE(j.contains("backend_trace"));
   EXPECT_EQ(j["backend_trace_error"], "timeout after 2000 ms");
   EXPECT_EQ(j["failing_stage"], "unknown");
@@ -168,7 +179,8 @@ TEST(IncidentRecord, FetchFailureIsRecorded) {
 TEST(IncidentRecord, SecretsNeverReachTheRecord) {
   auto s = summary_1011();
   s.reason = "bad token " + kJwt;
-  s.last_upstream_message = R"({"echo":"Authorization: Bearer abc.def.ghi","proto":"jwt.)" + kJwt + "\"}";
+  s.last_upstream_message =
+      R"({"echo":"Authorization: Bearer abc.def.ghi","proto":"jwt.)" + kJwt + "\"}";
   auto trace = strict_trace();
   trace["stages"][2]["detail"] = "missing: thread_id; token=" + kJwt;
   trace["headers"] = {{"authorization", "Bearer s3cr3t-token"}};
@@ -186,12 +198,14 @@ TEST(IncidentRecord, SecretsNeverReachTheRecord) {
   EXPECT_EQ(failed_fetch.dump().find(kJwt), std::string::npos);
 }
 
-TEST(IncidentRecord, CompressedMessageIsInflatedOrSaidSo) {
+// A permessage-deflate message body as it travels on the wire (RFC 7692
+// 7.2.1: sync-flushed DEFLATE without the trailing 00 00 ff ff).
+namespace {
+std::string deflate_message(const std::string& plain) {
   namespace zlib = boost::beast::zlib;
-  const std::string plain = R"({"type":"agent_error","detail":"tool failed"})";
   zlib::deflate_stream ds;
-  ds.reset(6, 15, 8, zlib::Strategy::normal);
-  std::string out(256, '\0');
+  ds.reset(9, 15, 8, zlib::Strategy::normal);
+  std::string out(plain.size() / 2 + 1024, '\0');
   zlib::z_params zs;
   zs.next_in = plain.data();
   zs.avail_in = plain.size();
@@ -199,11 +213,18 @@ TEST(IncidentRecord, CompressedMessageIsInflatedOrSaidSo) {
   zs.avail_out = out.size();
   boost::system::error_code ec;
   ds.write(zs, zlib::Flush::sync, ec);
-  ASSERT_FALSE(ec) << ec.message();
+  EXPECT_FALSE(ec) << ec.message();
+  EXPECT_EQ(zs.avail_in, 0u);
   out.resize(zs.total_out);
-  ASSERT_GE(out.size(), 4u);
-  out.resize(out.size() - 4);  // RFC 7692: drop the 00 00 ff ff tail
+  EXPECT_GE(out.size(), 4u);
+  out.resize(out.size() - 4);
+  return out;
+}
+}  // namespace
 
+TEST(IncidentRecord, CompressedMessageIsInflatedOrSaidSo) {
+  const std::string plain = R"({"type":"agent_error","detail":"tool failed"})";
+  const std::string out = deflate_message(plain);
   auto s = summary_1011();
   s.last_upstream_message = out;
   s.last_upstream_message_compressed = true;
@@ -217,6 +238,29 @@ TEST(IncidentRecord, CompressedMessageIsInflatedOrSaidSo) {
   EXPECT_EQ(m["compressed"], true);
   EXPECT_EQ(m["inflated"], false);
   EXPECT_EQ(m["text"], nullptr);
+}
+
+// A compression bomb in the last message: 64 MiB of one byte deflates to
+// about 64 KiB; the proxy keeps only the first capture bytes of that, and
+// inflating stops at the cap instead of growing with the bomb.
+TEST(IncidentRecord, CompressionBombInflatesOnlyUpToTheCap) {
+  const std::string bomb_plain(64u << 20, 'A');
+  std::string bomb = deflate_message(bomb_plain);
+  ASSERT_LT(bomb.size(), 128u << 10);
+  bomb.resize(4096);  // what a 4 KiB capture keeps of the compressed message
+
+  auto s = summary_1011();
+  s.last_upstream_message = bomb;
+  s.last_upstream_message_compressed = true;
+  for (std::size_t cap : {std::size_t{64}, std::size_t{4096}, std::size_t{1} << 20}) {
+    auto m = last_message_json(s, cap);
+    ASSERT_TRUE(m["text"].is_string()) << m.dump();
+    const auto text = m["text"].get<std::string>();
+    EXPECT_EQ(m["inflated"], true);
+    EXPECT_EQ(m["truncated"], true) << "cap " << cap;
+    EXPECT_EQ(text.size(), cap);
+    EXPECT_EQ(text, std::string(cap, 'A'));
+  }
 }
 
 TEST(IncidentTime, FormatAndParse) {
