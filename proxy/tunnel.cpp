@@ -1,12 +1,11 @@
 #include "proxy/tunnel.hpp"
 
+#include <algorithm>
 #include <boost/asio/post.hpp>
 #include <boost/asio/ssl/error.hpp>
 #include <boost/asio/write.hpp>
-#include <nlohmann/json.hpp>
-
-#include <algorithm>
 #include <cstring>
+#include <nlohmann/json.hpp>
 
 #include "common/logging.hpp"
 #include "proxy/buffer_pool.hpp"
@@ -29,6 +28,14 @@ tap::TapConfig tap_config(const ProxyConfig& cfg, Direction d, bool deflate) {
   return t;
 }
 
+// FNV-1a: matches a pong to its ping for the RTT histogram; a collision
+// would only mis-time one sample.
+std::uint64_t payload_fingerprint(std::span<const std::uint8_t> payload) {
+  std::uint64_t h = 14695981039346656037ull;
+  for (auto b : payload) h = (h ^ b) * 1099511628211ull;
+  return h;
+}
+
 bool is_normal_end(const boost::system::error_code& ec) {
   return ec == net::error::eof || ec == net::ssl::error::stream_truncated;
 }
@@ -39,21 +46,16 @@ bool is_normal_end(const boost::system::error_code& ec) {
 
 Tunnel::Pump::Pump(Tunnel& t, Direction d, AnyStream& src, AnyStream& dst,
                    const tap::TapConfig& cfg, std::size_t buffer_bytes)
-    : tunnel(t),
-      dir(d),
-      from(src),
-      to(dst),
-      tap(cfg, this),
-      buffer_size(buffer_bytes) {}
+    : tunnel(t), dir(d), from(src), to(dst), tap(cfg, this), buffer_size(buffer_bytes) {}
 
 void Tunnel::Pump::on_close(uint16_t code, std::string_view reason) {
-  tunnel.record_close(code, reason,
-                      dir == Direction::client_to_upstream ? Initiator::client : Initiator::upstream);
+  tunnel.record_close(
+      code, reason, dir == Direction::client_to_upstream ? Initiator::client : Initiator::upstream);
 }
 
 void Tunnel::Pump::on_ping(std::span<const uint8_t> payload) {
-  ping_len = payload.size();
-  std::memcpy(ping_payload.data(), payload.data(), ping_len);
+  ping_len = static_cast<std::uint8_t>(payload.size());  // control payloads are <= 125 bytes
+  ping_hash = payload_fingerprint(payload);
   ping_time = Clock::now();
   ping_outstanding = true;
 }
@@ -61,7 +63,7 @@ void Tunnel::Pump::on_ping(std::span<const uint8_t> payload) {
 void Tunnel::Pump::on_pong(std::span<const uint8_t> payload) {
   Pump& pinger = tunnel.other(*this);
   if (!pinger.ping_outstanding || payload.size() != pinger.ping_len ||
-      std::memcmp(payload.data(), pinger.ping_payload.data(), payload.size()) != 0)
+      payload_fingerprint(payload) != pinger.ping_hash)
     return;  // unsolicited pong (a heartbeat) or a stale one
   pinger.ping_outstanding = false;
   std::chrono::duration<double> rtt = Clock::now() - pinger.ping_time;
@@ -145,16 +147,17 @@ void Tunnel::do_read(Pump& p) {
   }
   p.reading = true;
   p.from.socket().async_wait(
-      net::socket_base::wait_read, [self = shared_from_this(), &p](boost::system::error_code ec) {
-        self->on_readable(p, ec);
-      });
+      net::socket_base::wait_read,
+      [self = shared_from_this(), &p](boost::system::error_code ec) { self->on_readable(p, ec); });
 }
 
 void Tunnel::read_into_buffer(Pump& p) {
   p.reading = true;
-  p.from.async_read_some(net::buffer(p.buffer.get(), p.buffer_size),
-                         [self = shared_from_this(), &p](boost::system::error_code ec,
-                                                         std::size_t n) { self->on_read(p, ec, n); });
+  p.from.async_read_some(
+      net::buffer(p.buffer.get(), p.buffer_size),
+      [self = shared_from_this(), &p](boost::system::error_code ec, std::size_t n) {
+        self->on_read(p, ec, n);
+      });
 }
 
 void Tunnel::on_readable(Pump& p, boost::system::error_code ec) {
@@ -173,7 +176,8 @@ void Tunnel::on_read(Pump& p, boost::system::error_code ec, std::size_t n) {
   if (p.injected_close || p.violation_cut) {
     // We already closed this direction towards the receiver: nothing more
     // may reach it. Keep watching for the sender's close, drop the bytes.
-    if (!p.violation_cut && gateway_.config().tap_mode != TapMode::off) p.tap.feed(p.buffer.get(), n);
+    if (!p.violation_cut && gateway_.config().tap_mode != TapMode::off)
+      p.tap.feed(p.buffer.get(), n);
     return do_read(p);
   }
   forward(p, p.buffer.get(), n);
@@ -214,9 +218,10 @@ void Tunnel::on_write(Pump& p, boost::system::error_code ec) {
     // had ended, and stop this direction.
     p.output_closed = true;
     p.read_done = true;
-    Initiator lost = p.dir == Direction::client_to_upstream ? Initiator::upstream : Initiator::client;
-    summary_.end_detail = std::string("write to ") + std::string(to_string(lost)) +
-                          " failed: " + ec.message();
+    Initiator lost =
+        p.dir == Direction::client_to_upstream ? Initiator::upstream : Initiator::client;
+    summary_.end_detail =
+        std::string("write to ") + std::string(to_string(lost)) + " failed: " + ec.message();
     record_close(kCloseAbnormal, "", lost);
     Pump& back = other(p);
     inject_close(back, lost == Initiator::upstream ? kCloseBadGateway : kCloseGoingAway,
@@ -251,9 +256,9 @@ void Tunnel::on_read_end(Pump& p, boost::system::error_code ec) {
     end_output(p);
   } else {
     if (summary_.end_detail.empty())
-      summary_.end_detail = std::string(to_string(side)) +
-                            (is_normal_end(ec) ? " ended TCP without a close frame"
-                                               : " connection error: " + ec.message());
+      summary_.end_detail =
+          std::string(to_string(side)) + (is_normal_end(ec) ? " ended TCP without a close frame"
+                                                            : " connection error: " + ec.message());
     record_close(kCloseAbnormal, "", side);
     if (side == Initiator::upstream)
       inject_close(p, kCloseBadGateway, "upstream went away", true);
@@ -273,8 +278,9 @@ void Tunnel::inject_close(Pump& p, std::uint16_t code, std::string_view reason,
     if (then_shutdown) end_output(p);
     return;
   }
-  p.inject_len = build_close_frame(p.inject.data(), code, reason,
-                                   p.dir == Direction::client_to_upstream);
+  if (!p.inject) p.inject = std::make_unique<std::uint8_t[]>(kMaxCloseFrame);
+  p.inject_len =
+      build_close_frame(p.inject.get(), code, reason, p.dir == Direction::client_to_upstream);
   p.inject_pending = true;
   if (then_shutdown) p.shutdown_pending = true;
   if (!p.writing) flush_inject(p);
@@ -301,7 +307,7 @@ void Tunnel::flush_inject(Pump& p) {
   p.inject_pending = false;
   p.injected_close = true;
   p.writing = true;
-  net::async_write(p.to, net::buffer(p.inject.data(), p.inject_len),
+  net::async_write(p.to, net::buffer(p.inject.get(), p.inject_len),
                    [self = shared_from_this(), &p](boost::system::error_code ec, std::size_t) {
                      p.writing = false;
                      if (self->finished_) return;
@@ -343,7 +349,8 @@ void Tunnel::begin_closing() {
 void Tunnel::on_violation(Pump& p, tap::Violation v) {
   const bool size = v == tap::Violation::message_too_big || v == tap::Violation::too_many_fragments;
   const std::uint16_t code = size ? kCloseTooBig : kCloseProtocolError;
-  Initiator sender = p.dir == Direction::client_to_upstream ? Initiator::client : Initiator::upstream;
+  Initiator sender =
+      p.dir == Direction::client_to_upstream ? Initiator::client : Initiator::upstream;
   summary_.end_detail = "protocol violation " + std::string(tap::to_string(v)) + " by " +
                         std::string(to_string(sender));
   WSG_LOG(spdlog::level::warn, summary_.correlation_id, "{}; closing with {}", summary_.end_detail,
@@ -370,10 +377,13 @@ void Tunnel::arm_timer() {
   if (finished_) return;
   const auto& cfg = gateway_.config();
   auto next = last_log_ + cfg.long_session_log_interval;
-  if (closing_) next = std::min(next, close_deadline_);
-  else if (cfg.idle_timeout.count() > 0) next = std::min(next, last_activity_ + cfg.idle_timeout);
+  if (closing_)
+    next = std::min(next, close_deadline_);
+  else if (cfg.idle_timeout.count() > 0)
+    next = std::min(next, last_activity_ + cfg.idle_timeout);
   timer_.expires_at(next);
-  timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) { self->on_timer(ec); });
+  timer_.async_wait(
+      [self = shared_from_this()](boost::system::error_code ec) { self->on_timer(ec); });
 }
 
 void Tunnel::on_timer(boost::system::error_code ec) {
@@ -405,8 +415,8 @@ void Tunnel::on_timer(boost::system::error_code ec) {
             "u2c_frames={} u2c_bytes={}",
             summary_.client, summary_.upstream,
             std::chrono::duration_cast<std::chrono::seconds>(now - started_).count(),
-            c2u_.published_frames.load(), c2u_.published_bytes.load(),
-            u2c_.published_frames.load(), u2c_.published_bytes.load());
+            c2u_.published_frames.load(), c2u_.published_bytes.load(), u2c_.published_frames.load(),
+            u2c_.published_bytes.load());
   }
   arm_timer();
 }
@@ -433,16 +443,23 @@ void Tunnel::flush_stats(Pump& p, Clock::time_point now) {
   std::uint64_t frames = 0;
   for (unsigned op = 0; op < 16; ++op) {
     frames += s.frames[op];
-    if (auto d = s.frames[op] - p.flushed.frames[op]) m.frames(p.dir, op).Increment(static_cast<double>(d));
+    if (auto d = s.frames[op] - p.flushed_frames[op])
+      m.frames(p.dir, op).Increment(static_cast<double>(d));
+    p.flushed_frames[op] = s.frames[op];
   }
   // With the tap off, bytes are all we know; count them from the pump.
   std::uint64_t bytes = gateway_.config().tap_mode == TapMode::off ? p.raw_bytes : s.bytes;
   if (auto d = bytes - p.flushed_bytes) m.bytes(p.dir).Increment(static_cast<double>(d));
-  for (std::size_t k = 1; k < tap::kViolationKinds; ++k)
-    if (auto d = s.violation_kinds[k] - p.flushed.violation_kinds[k])
-      m.violation(p.dir, static_cast<tap::Violation>(k))
-          .Increment(static_cast<double>(d));
-  p.flushed = s;
+  if (s.violations != p.flushed_violations) {
+    if (!p.flushed_violation_kinds)
+      p.flushed_violation_kinds = std::make_unique<std::uint64_t[]>(tap::kViolationKinds);
+    for (std::size_t k = 1; k < tap::kViolationKinds; ++k) {
+      if (auto d = s.violation_kinds[k] - p.flushed_violation_kinds[k])
+        m.violation(p.dir, static_cast<tap::Violation>(k)).Increment(static_cast<double>(d));
+      p.flushed_violation_kinds[k] = s.violation_kinds[k];
+    }
+    p.flushed_violations = s.violations;
+  }
   p.flushed_bytes = bytes;
   p.published_frames.store(frames, std::memory_order_relaxed);
   p.published_bytes.store(bytes, std::memory_order_relaxed);

@@ -3,10 +3,9 @@
 // its own frame tap, bounded buffer and at most one write in flight. The
 // tunnel owns the close bookkeeping: who closed, with what, and whether the
 // close handshake completed.
-#include <boost/asio/steady_timer.hpp>
-
 #include <array>
 #include <atomic>
+#include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <memory>
 #include <string>
@@ -22,11 +21,11 @@ namespace wsgate::proxy {
 struct TunnelParams {
   AnyStream client;
   AnyStream upstream;
-  SessionSummary summary;    // identity fields filled by the handshake
-  bool deflate = false;      // permessage-deflate negotiated
-  std::string client_early;   // bytes read past the client's request
-  std::string upstream_early; // bytes read past the upstream's 101
-  std::string client_ip;      // for the admission count
+  SessionSummary summary;      // identity fields filled by the handshake
+  bool deflate = false;        // permessage-deflate negotiated
+  std::string client_early;    // bytes read past the client's request
+  std::string upstream_early;  // bytes read past the upstream's 101
+  std::string client_ip;       // for the admission count
 };
 
 class Tunnel : public LiveSession, public std::enable_shared_from_this<Tunnel> {
@@ -64,21 +63,26 @@ class Tunnel : public LiveSession, public std::enable_shared_from_this<Tunnel> {
     bool violation_cut = false;  // enforce mode stopped this direction
     bool violation_handled = false;
 
-    // A frame the proxy writes itself into this direction.
-    std::array<std::uint8_t, kMaxCloseFrame> inject{};
+    // A close frame the proxy writes itself into this direction (rare: the
+    // kMaxCloseFrame bytes are taken only when one is built).
+    std::unique_ptr<std::uint8_t[]> inject;
     std::size_t inject_len = 0;
     bool inject_pending = false;
     bool injected_close = false;
     bool shutdown_pending = false;  // end `to` once the write in flight is done
 
-    // Ping seen in this direction, waiting for the pong in the other.
-    std::array<std::uint8_t, 125> ping_payload{};
-    std::size_t ping_len = 0;
+    // Ping seen in this direction, waiting for the pong in the other: only a
+    // fingerprint of its payload is kept, enough to match the pong.
     bool ping_outstanding = false;
+    std::uint8_t ping_len = 0;
+    std::uint64_t ping_hash = 0;
     std::chrono::steady_clock::time_point ping_time;
 
-    // Counts already added to Prometheus.
-    tap::TapStats flushed{};
+    // Counts already added to Prometheus. Per-kind violation baselines are
+    // allocated on the first violation; most sessions never have one.
+    std::array<std::uint64_t, 16> flushed_frames{};
+    std::uint64_t flushed_violations = 0;
+    std::unique_ptr<std::uint64_t[]> flushed_violation_kinds;
     std::uint64_t raw_bytes = 0;  // every byte read, for --tap-mode off
     std::uint64_t flushed_bytes = 0;
     std::chrono::steady_clock::time_point last_flush{};
