@@ -136,10 +136,15 @@ void Tunnel::do_read(Pump& p) {
       if (ec == net::error::in_progress ||
           (ec == net::error::would_block && p.from.server_tls().has_pending()))
         return read_into_buffer(p);
-    } else {
+    } else if (!p.drained) {
       n = p.from.socket().read_some(net::buffer(p.buffer.get(), p.buffer_size), ec);
+    } else {
+      ec = net::error::would_block;  // see `drained`
     }
-    if (ec != net::error::would_block) return on_read(p, ec, n);
+    if (ec != net::error::would_block) {
+      p.drained = !p.from.is_server_tls() && !ec && n < p.buffer_size;
+      return on_read(p, ec, n);
+    }
     BufferPool::give(std::move(p.buffer), p.buffer_size);
   } else if (p.from.is_server_tls() && p.from.server_tls().has_pending()) {
     p.buffer = BufferPool::take(p.buffer_size);
@@ -165,6 +170,7 @@ void Tunnel::on_readable(Pump& p, boost::system::error_code ec) {
   if (finished_) return;
   if (ec) return on_read_end(p, ec);
   p.buffer = BufferPool::take(p.buffer_size);
+  p.drained = false;  // readable now
   do_read(p);
 }
 
