@@ -17,6 +17,7 @@
 #include "backend/metrics.hpp"
 #include "backend/options.hpp"
 #include "backend/trace_store.hpp"
+#include "common/session_registry.hpp"
 
 namespace wsgate::backend {
 
@@ -39,10 +40,12 @@ class SharedState {
   // wsgate_backend_stage_failures_total{stage}.
   void record(Trace& trace, Stage stage, Outcome outcome, std::string detail);
 
-  std::uint64_t register_session(std::weak_ptr<WebSocketSession> session);
-  void unregister_session(std::uint64_t id);
-  std::vector<std::shared_ptr<WebSocketSession>> sessions() const;
-  std::size_t session_count() const;
+  std::uint64_t register_session(std::weak_ptr<WebSocketSession> session) {
+    return sessions_.add(std::move(session));
+  }
+  void unregister_session(std::uint64_t id) { sessions_.remove(id); }
+  std::vector<std::shared_ptr<WebSocketSession>> sessions() const { return sessions_.live(); }
+  std::size_t session_count() const { return sessions_.size(); }
 
   bool draining() const { return draining_.load(std::memory_order_acquire); }
   void set_draining() { draining_.store(true, std::memory_order_release); }
@@ -56,9 +59,7 @@ class SharedState {
   ManagerFactory factory_;
   std::unique_ptr<Agent> agent_;
 
-  mutable std::mutex sessions_mutex_;
-  std::unordered_map<std::uint64_t, std::weak_ptr<WebSocketSession>> sessions_;
-  std::uint64_t next_session_id_ = 1;
+  SessionRegistry<WebSocketSession> sessions_;
   std::atomic<bool> draining_{false};
 };
 

@@ -1,7 +1,8 @@
 #include "proxy/gateway.hpp"
 
-#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
+
+#include <nlohmann/json.hpp>
 
 #include "common/logging.hpp"
 #include "common/tls.hpp"
@@ -13,9 +14,9 @@ Gateway::Gateway(ProxyConfig config)
     : config_(std::move(config)),
       registry_(std::make_shared<prometheus::Registry>()),
       metrics_(*registry_, config_.max_private_close_codes),
-      upstream_tls_(tls::make_client_context({config_.upstream_ca, config_.upstream_client_cert,
-                                              config_.upstream_client_key,
-                                              config_.upstream_verify})) {
+      upstream_tls_(
+          tls::make_client_context({config_.upstream_ca, config_.upstream_client_cert,
+                                    config_.upstream_client_key, config_.upstream_verify})) {
   metrics_.ready.Set(1);
 }
 
@@ -86,43 +87,14 @@ bool Gateway::allow_handshake(const std::string& client_ip) {
   return true;
 }
 
-std::uint64_t Gateway::add_session(std::weak_ptr<LiveSession> s) {
-  std::lock_guard lock(sessions_mutex_);
-  auto id = next_session_id_++;
-  sessions_.emplace(id, std::move(s));
-  return id;
-}
-
-void Gateway::remove_session(std::uint64_t id) {
-  std::lock_guard lock(sessions_mutex_);
-  sessions_.erase(id);
-}
-
-std::size_t Gateway::session_count() const {
-  std::lock_guard lock(sessions_mutex_);
-  return sessions_.size();
-}
-
 nlohmann::json Gateway::sessions_json() const {
-  std::vector<std::shared_ptr<LiveSession>> live;
-  {
-    std::lock_guard lock(sessions_mutex_);
-    for (auto& [id, weak] : sessions_)
-      if (auto s = weak.lock()) live.push_back(std::move(s));
-  }
   auto out = nlohmann::json::array();
-  for (auto& s : live) out.push_back(s->snapshot());
+  for (auto& s : sessions_.live()) out.push_back(s->snapshot());
   return out;
 }
 
 void Gateway::drain_all() {
-  std::vector<std::shared_ptr<LiveSession>> live;
-  {
-    std::lock_guard lock(sessions_mutex_);
-    for (auto& [id, weak] : sessions_)
-      if (auto s = weak.lock()) live.push_back(std::move(s));
-  }
-  for (auto& s : live) s->drain();
+  for (auto& s : sessions_.live()) s->drain();
 }
 
 void Gateway::set_draining() {
@@ -133,9 +105,11 @@ void Gateway::set_draining() {
 void Gateway::report_session_end(const SessionSummary& s) {
   metrics_.close(s.code, s.initiator).Increment();
   if (s.code == kCloseInternalError)  // the Grafana panel jumps from the 1011 spike to this session
-    exemplars_.record("wsgate_closes_total",
-                      {{"code", metrics_.close_label(s.code)}, {"initiator", std::string(to_string(s.initiator))}},
-                      Exemplar{{{"trace_id", s.correlation_id}}, 1, std::chrono::system_clock::now()});
+    exemplars_.record(
+        "wsgate_closes_total",
+        {{"code", metrics_.close_label(s.code)},
+         {"initiator", std::string(to_string(s.initiator))}},
+        Exemplar{{{"trace_id", s.correlation_id}}, 1, std::chrono::system_clock::now()});
   metrics_.connection_duration_seconds.Observe(static_cast<double>(s.duration.count()) / 1000.0);
   auto level = s.code == kCloseInternalError ? spdlog::level::warn : spdlog::level::info;
   WSG_LOG(level, s.correlation_id,

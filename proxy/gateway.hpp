@@ -2,21 +2,22 @@
 // State shared by every session: configuration, metrics, TLS contexts, the
 // registry of live sessions and the connection caps. Thread-safe; sessions
 // hold a reference and keep their own per-connection state apart.
-#include <boost/asio/ssl/context.hpp>
-#include <nlohmann/json_fwd.hpp>
 #include <prometheus/registry.h>
 
 #include <atomic>
+#include <boost/asio/ssl/context.hpp>
 #include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <unordered_map>
 
 #include "common/openmetrics.hpp"
+#include "common/session_registry.hpp"
 #include "proxy/config.hpp"
 #include "proxy/metrics.hpp"
 
@@ -65,9 +66,9 @@ class Gateway {
   bool allow_handshake(const std::string& client_ip);
 
   // Live sessions.
-  std::uint64_t add_session(std::weak_ptr<LiveSession> s);
-  void remove_session(std::uint64_t id);
-  std::size_t session_count() const;
+  std::uint64_t add_session(std::weak_ptr<LiveSession> s) { return sessions_.add(std::move(s)); }
+  void remove_session(std::uint64_t id) { sessions_.remove(id); }
+  std::size_t session_count() const { return sessions_.size(); }
   nlohmann::json sessions_json() const;
   void drain_all();
 
@@ -104,9 +105,7 @@ class Gateway {
   std::mutex rate_mutex_;
   std::unordered_map<std::string, Bucket> rate_buckets_;
 
-  mutable std::mutex sessions_mutex_;
-  std::uint64_t next_session_id_ = 1;
-  std::map<std::uint64_t, std::weak_ptr<LiveSession>> sessions_;
+  SessionRegistry<LiveSession> sessions_;
 
   std::atomic<bool> draining_{false};
   std::atomic<std::size_t> handshakes_{0};

@@ -24,8 +24,10 @@ class Backend:
         self.port_file = os.path.join(self.dir.name, "ports.json")
         self.log_path = os.path.join(self.dir.name, "backend.log")
         self.log = open(self.log_path, "w")
+        # An RS256 backend (--jwt-public-key) takes no HS256 secret.
+        key = [] if "--jwt-public-key" in args else ["--jwt-secret-file", self.secret_file]
         cmd = [BINARY, "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0",
-               "--port-file", self.port_file, "--jwt-secret-file", self.secret_file,
+               "--port-file", self.port_file, *key,
                "--agent-step-delay-ms", "5", "--log-level", "debug", "--drain-timeout", "5",
                *args]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=self.log,

@@ -4,6 +4,9 @@
 Run: /usr/bin/python3 test_backend.py PATH/TO/wsgate-backend [unittest args]
 """
 import asyncio
+import base64
+import hashlib
+import hmac
 import json
 import os
 import signal
@@ -122,6 +125,95 @@ class AuthTests(BackendTest):
         self.assertEqual(json.loads(body)["error"], "not_found")
         conn_status, _, body = self.backend.raw_upgrade(headers={"Upgrade": "", "Connection": "close"})
         self.assertEqual(conn_status, 426)
+
+
+def b64url(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def hs256_by_hand(header, claims, key):
+    """A token signed with any bytes as the HMAC key (PyJWT refuses PEM keys
+    as HMAC secrets, which is exactly the RS/HS confusion to forge)."""
+    signing_input = b64url(json.dumps(header).encode()) + "." + b64url(json.dumps(claims).encode())
+    sig = hmac.new(key, signing_input.encode(), hashlib.sha256).digest()
+    return signing_input + "." + b64url(sig)
+
+
+class JwtMatrixTests(BackendTest):
+    """The rest of the RFC 8725 matrix, refused with 401 over HTTP (the unit
+    tests in tests/unit/backend/jwt_verifier_test.cpp cover each rule; this
+    shows the running server answers 401 with the right reason)."""
+    ARGS = ("--jwt-issuer", "wsgate-staging", "--jwt-audience", "chat")
+
+    def claims(self, **over):
+        c = {"sub": "u", "iss": "wsgate-staging", "aud": "chat", "exp": int(time.time()) + 600}
+        c.update(over)
+        return {k: v for k, v in c.items() if v is not None}
+
+    def assert_401(self, token, reason):
+        status, _, body = self.backend.raw_upgrade(headers={"Authorization": "Bearer " + token})
+        self.assertEqual(status, 401, body)
+        self.assertEqual(json.loads(body)["reason"], reason)
+        self.assertNotIn(token, body)
+
+    def test_good_token_is_accepted(self):
+        # The baseline: the refusals below are about the one thing each changes.
+        status, _, _ = self.backend.raw_upgrade(
+            headers={"Authorization": "Bearer " + jwt.encode(self.claims(), SECRET, algorithm="HS256")})
+        self.assertEqual(status, 101)
+
+    def test_not_yet_valid(self):
+        self.assert_401(jwt.encode(self.claims(nbf=int(time.time()) + 3600), SECRET, algorithm="HS256"),
+                        "not_yet_valid")
+
+    def test_issuer_mismatch(self):
+        self.assert_401(jwt.encode(self.claims(iss="someone-else"), SECRET, algorithm="HS256"), "bad_issuer")
+
+    def test_audience_mismatch(self):
+        self.assert_401(jwt.encode(self.claims(aud="billing"), SECRET, algorithm="HS256"), "bad_audience")
+
+    def test_missing_exp(self):
+        self.assert_401(jwt.encode(self.claims(exp=None), SECRET, algorithm="HS256"), "missing_exp")
+
+    def test_kid_cannot_choose_the_key(self):
+        # kid pointing at an empty file, token signed with the empty key: the
+        # configured secret still decides.
+        header = {"alg": "HS256", "typ": "JWT", "kid": "../../../../../../dev/null"}
+        self.assert_401(hs256_by_hand(header, self.claims(), b""), "bad_signature")
+        self.assert_401(hs256_by_hand({"alg": "HS256", "kid": {"inject": 1}}, self.claims(), SECRET.encode()),
+                        "bad_header")
+
+
+class RsHsConfusionTests(BackendTest):
+    """RS256 backend; an HS256 token whose HMAC key is the server's own
+    public key (RFC 8725 2.1) is refused for its alg before any check."""
+
+    def setUp(self):
+        self.keydir = tempfile.TemporaryDirectory(prefix="wsgate-rs256-")
+        self.private = os.path.join(self.keydir.name, "key.pem")
+        self.public = os.path.join(self.keydir.name, "pub.pem")
+        subprocess.run(["openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048",
+                        "-out", self.private], check=True, capture_output=True)
+        subprocess.run(["openssl", "pkey", "-in", self.private, "-pubout", "-out", self.public],
+                       check=True, capture_output=True)
+        self.ARGS = ("--jwt-public-key", self.public)
+        super().setUp()
+
+    def tearDown(self):
+        super().tearDown()
+        self.keydir.cleanup()
+
+    def test_hs256_signed_with_the_public_key_is_refused(self):
+        with open(self.public, "rb") as f:
+            pem = f.read()
+        claims = {"sub": "u", "exp": int(time.time()) + 600}
+        forged = hs256_by_hand({"alg": "HS256", "typ": "JWT"}, claims, pem)
+        status, _, body = self.backend.raw_upgrade(headers={"Authorization": "Bearer " + forged})
+        self.assertEqual((status, json.loads(body)["reason"]), (401, "bad_alg"))
+        with open(self.private, "rb") as f:
+            good = jwt.encode(claims, f.read(), algorithm="RS256")
+        status, _, _ = self.backend.raw_upgrade(headers={"Authorization": "Bearer " + good})
+        self.assertEqual(status, 101)
 
 
 class SubprotocolTests(BackendTest):
