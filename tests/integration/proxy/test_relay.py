@@ -4,6 +4,7 @@ import hashlib
 import os
 import random
 import socket
+import time
 
 import websockets
 
@@ -124,3 +125,31 @@ def test_ping_from_upstream_measures_rtt(upstream, proxy_factory):
     wait_for(lambda: metric(admin, "wsgate_ping_rtt_seconds_count") == 1, what="rtt sample")
     assert metric(admin, "wsgate_frames_total", direction="upstream_to_client", opcode="ping") == 1
     assert metric(admin, "wsgate_frames_total", direction="client_to_upstream", opcode="pong") == 1
+
+
+def test_only_the_matching_pong_is_an_rtt_sample(upstream, proxy_factory):
+    """The upstream pings b"rtt-probe"; the client first answers with pongs
+    that do not match (same length, one byte off; another length), then with
+    the right one 1.2 s later: exactly one RTT sample, and it is the late
+    one (a wrong pong taken as the answer would give a sample of ~1 ms and
+    leave the right one unmatched)."""
+    proxy = proxy_factory(f"ws://127.0.0.1:{upstream.ws}")
+    sock, status, _, reader = raw_connect(proxy.ports["listen"], "/ping")
+    assert status == 101
+    sock.sendall(frame(1, b"start"))
+    _, op, payload = reader.read()
+    assert (op, payload) == (9, b"rtt-probe")
+    admin = proxy.ports["admin"]
+    sock.sendall(frame(10, b"rtt-probX") + frame(10, b"rtt"))
+    time.sleep(1.2)
+    sock.sendall(frame(10, b"rtt-probe"))
+    _, op, payload = reader.read()
+    assert (op, payload) == (1, b"pinged")
+    sock.sendall(frame(8, close_payload(1000)))
+    assert reader.read_close()[0] == 1000
+    sock.close()
+    # Frame counts are published when the session ends.
+    wait_for(lambda: metric(admin, "wsgate_frames_total", direction="client_to_upstream", opcode="pong") == 3,
+             what="three pongs counted")
+    assert metric(admin, "wsgate_ping_rtt_seconds_count") == 1
+    assert metric(admin, "wsgate_ping_rtt_seconds_sum") >= 1.2
