@@ -6,7 +6,8 @@
 //   flags & 4: fetch outcome bad_response with the body as error text
 // The body is parsed the way trace_fetcher.cpp does (nlohmann, no throw);
 // a parsed document becomes the fetched trace. Then build_incident, dump.
-// Invariants: no crash, no exception; the record is an object with the
+// Invariants: no crash, no exception; an inflated last message no longer
+// than the cap (plus redaction slack); the record is an object with the
 // DESIGN.md fields; no key or string anywhere in it holds a JWT-shaped
 // span ("eyJ" + base64url + '.' + ... + '.', the redactor's own definition)
 // or "Bearer <token>"; dump() works (strict UTF-8 replaced, not thrown).
@@ -111,6 +112,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   FUZZ_CHECK(rec["summary"].is_string());
   FUZZ_CHECK(rec["summary"].get_ref<const std::string&>().find('\n') == std::string::npos);
   walk(rec, "$");
+  // Inflating stops at the cap (1024 here) however far the input would
+  // inflate: a compression bomb in the last message cannot grow the record.
+  // (Redaction may lengthen a short token a little, hence the slack.)
+  const auto& last = rec["last_upstream_message"];
+  if (last.value("inflated", false))
+    FUZZ_CHECK(last["text"].get_ref<const std::string&>().size() <= 2 * 1024 + 64);
   const std::string out = rec.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   FUZZ_CHECK(!out.empty());
   return 0;
