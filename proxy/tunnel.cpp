@@ -127,22 +127,25 @@ void Tunnel::do_read(Pump& p) {
   // Plain TCP and the listener's TLS: read what is there now; if nothing
   // is, give the buffer back and wait for readability without one.
   if (p.buffer) {
-    boost::system::error_code ec;
+    boost::system::error_code ec = net::error::would_block;  // when `drained`
     std::size_t n = 0;
-    if (p.from.is_server_tls()) {
+    if (p.drained) {
+      // The last read emptied the socket: wait (see `drained`).
+    } else if (p.from.is_server_tls()) {
       n = p.from.server_tls().try_read_some(net::buffer(p.buffer.get(), p.buffer_size), ec);
       // OpenSSL needs to write first, or holds a partial record: let the
       // asynchronous read drive it.
       if (ec == net::error::in_progress ||
           (ec == net::error::would_block && p.from.server_tls().has_pending()))
         return read_into_buffer(p);
-    } else if (!p.drained) {
-      n = p.from.socket().read_some(net::buffer(p.buffer.get(), p.buffer_size), ec);
     } else {
-      ec = net::error::would_block;  // see `drained`
+      n = p.from.socket().read_some(net::buffer(p.buffer.get(), p.buffer_size), ec);
     }
     if (ec != net::error::would_block) {
-      p.drained = !p.from.is_server_tls() && !ec && n < p.buffer_size;
+      if (!ec)
+        p.drained = p.from.is_server_tls()
+                        ? !p.from.server_tls().has_pending() && p.from.server_tls().socket_drained()
+                        : n < p.buffer_size;
       return on_read(p, ec, n);
     }
     BufferPool::give(std::move(p.buffer), p.buffer_size);

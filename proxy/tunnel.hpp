@@ -56,11 +56,12 @@ class Tunnel : public LiveSession, public std::enable_shared_from_this<Tunnel> {
     std::string early;  // bytes that arrived with the handshake
 
     bool reading = false;
-    // Plain TCP: the last read came back short, so the socket was empty
-    // then. The next wait goes straight to async_wait, whose EPOLL_CTL_MOD
-    // re-arm reports data that came in meanwhile; the read that would only
-    // have returned EAGAIN is skipped (a third of the proxy's syscalls at
-    // 64 B messages).
+    // The last read emptied the socket (plain TCP: it came back short; the
+    // listener's TLS: OpenSSL's last read() came back short and nothing is
+    // pending in SSL). The next wait goes straight to async_wait, whose
+    // EPOLL_CTL_MOD re-arm reports data that came in meanwhile; the read
+    // that would only have returned EAGAIN is skipped (a third of the
+    // proxy's syscalls at 64 B messages).
     bool drained = false;
     bool writing = false;
     bool read_done = false;      // EOF or error on `from`
