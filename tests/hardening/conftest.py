@@ -5,17 +5,14 @@ import base64
 import hashlib
 import os
 import socket
-import subprocess
 import sys
 import threading
 
 import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "integration", "lib"))
-from wsgate_harness import Proc, Upstream  # noqa: E402
+from proxy_fixtures import dev_cert, proxy_factory_at, upstream  # noqa: E402,F401
 
-WSGATE = os.environ.get("WSGATE_BIN", "build-test/bin/wsgate")
-REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 
@@ -28,31 +25,9 @@ def rss_kib(pid):
 
 
 @pytest.fixture
-def upstream():
-    u = Upstream()
-    yield u
-    u.stop()
-
-
-@pytest.fixture
 def proxy_factory():
-    procs = []
-
-    def make(upstream_url, *extra, env=None):
-        p = Proc([WSGATE, "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--upstream", upstream_url,
-                  "--threads", "2", "--log-level", "debug", *extra], env=env)
-        procs.append(p)
-        return p
-    yield make
-    for p in procs:
-        p.stop()
-
-
-@pytest.fixture(scope="session")
-def dev_cert(tmp_path_factory):
-    d = tmp_path_factory.mktemp("cert")
-    subprocess.run([os.path.join(REPO, "deploy", "dev-cert.sh"), str(d)], check=True, stdout=subprocess.DEVNULL)
-    return {"cert": str(d / "server.crt"), "key": str(d / "server.key"), "ca": str(d / "ca.crt")}
+    # debug: the no-token-in-logs test reads every line the proxy can write.
+    yield from proxy_factory_at("debug")
 
 
 class CaptureUpstream:
