@@ -123,6 +123,10 @@ def test_ping_from_upstream_measures_rtt(upstream, proxy_factory):
     run(go())
     admin = proxy.ports["admin"]
     wait_for(lambda: metric(admin, "wsgate_ping_rtt_seconds_count") == 1, what="rtt sample")
+    # Frame counts are published when the session ends, which may come just
+    # after the client saw the close: wait for that, as for the close count.
+    wait_for(lambda: metric(admin, "wsgate_closes_total", code="1000", initiator="client") == 1,
+             what="the session's close recorded")
     assert metric(admin, "wsgate_frames_total", direction="upstream_to_client", opcode="ping") == 1
     assert metric(admin, "wsgate_frames_total", direction="client_to_upstream", opcode="pong") == 1
 
