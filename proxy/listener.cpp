@@ -1,8 +1,9 @@
 #include "proxy/listener.hpp"
 
+#include <spdlog/spdlog.h>
+
 #include <boost/asio/post.hpp>
 #include <boost/asio/strand.hpp>
-#include <spdlog/spdlog.h>
 
 #include "proxy/client_session.hpp"
 
@@ -29,10 +30,17 @@ void Listener::stop() {
 }
 
 void Listener::do_accept() {
-  acceptor_.async_accept(net::make_strand(ioc_),
+  acceptor_.async_accept(session_executor(),
                          [self = shared_from_this()](boost::system::error_code ec, tcp::socket s) {
                            self->on_accept(ec, std::move(s));
                          });
+}
+
+net::any_io_executor Listener::session_executor() {
+  // One I/O thread runs every handler in turn already: a strand would only
+  // add a lock and a second trip through the scheduler to each completion.
+  if (gateway_.config().threads == 1) return ioc_.get_executor();
+  return net::make_strand(ioc_);
 }
 
 void Listener::on_accept(boost::system::error_code ec, tcp::socket socket) {

@@ -69,7 +69,11 @@ int main(int argc, char** argv) {
   std::signal(SIGPIPE, SIG_IGN);
 
   std::unique_ptr<Gateway> gateway;
-  net::io_context ioc(static_cast<int>(options->config.threads));
+  // One I/O thread: every handler and every operation on a socket or timer
+  // runs on it (main() below), so the reactor's per-descriptor locks only
+  // cost time; the scheduler keeps its lock for the incident writer's posts.
+  net::io_context ioc(options->config.threads == 1 ? BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO
+                                                   : static_cast<int>(options->config.threads));
   std::shared_ptr<Listener> listener;
   std::unique_ptr<AdminServer> admin;
   std::unique_ptr<AdminApi> admin_api;

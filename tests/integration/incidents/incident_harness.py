@@ -102,9 +102,9 @@ class Proc:
         return f"http://127.0.0.1:{self.admin}{path}"
 
 
-def start_proxy(workdir, upstream, trace_url=None, extra=(), name="wsgate", log_level="info"):
+def start_proxy(workdir, upstream, trace_url=None, extra=(), name="wsgate", log_level="info", threads=2):
     args = [WSGATE, "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--upstream", upstream,
-            "--log-format", "json", "--log-level", log_level, "--threads", "2",
+            "--log-format", "json", "--log-level", log_level, "--threads", str(threads),
             "--drain-timeout", "3"]
     if trace_url:
         args += ["--upstream-trace-url", trace_url]

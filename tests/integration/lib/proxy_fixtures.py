@@ -1,7 +1,9 @@
 """pytest fixtures shared by the suites that run the real wsgate against
 tests/integration/lib/upstream.py (tests/integration/proxy, tests/hardening).
 A conftest imports the fixtures it wants and defines proxy_factory with its
-log level: `yield from proxy_factory_at("info")`."""
+log level and I/O thread count: `yield from proxy_factory_at("info", threads=1)`.
+One thread and more run different code (no strands and an unlocked reactor
+with one), so the suites between them cover both."""
 import os
 import subprocess
 
@@ -13,18 +15,18 @@ WSGATE = os.environ.get("WSGATE_BIN", "build-test/bin/wsgate")
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 
 
-def start_proxy(upstream_url, *extra, log_level="info", env=None):
+def start_proxy(upstream_url, *extra, log_level="info", threads=2, env=None):
     return Proc([WSGATE, "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--upstream", upstream_url,
-                 "--threads", "2", "--log-level", log_level, *extra], env=env)
+                 "--threads", str(threads), "--log-level", log_level, *extra], env=env)
 
 
-def proxy_factory_at(log_level):
+def proxy_factory_at(log_level, threads=2):
     """Generator body of a proxy_factory fixture: make(upstream_url, *extra,
     env=None) starts a wsgate; every one started is stopped afterwards."""
     procs = []
 
     def make(upstream_url, *extra, env=None):
-        p = start_proxy(upstream_url, *extra, log_level=log_level, env=env)
+        p = start_proxy(upstream_url, *extra, log_level=log_level, threads=threads, env=env)
         procs.append(p)
         return p
     yield make

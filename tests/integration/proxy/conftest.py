@@ -9,4 +9,6 @@ from proxy_fixtures import WSGATE, dev_cert, proxy_factory_at, upstream  # noqa:
 
 @pytest.fixture
 def proxy_factory():
-    yield from proxy_factory_at("info")
+    # One I/O thread (sessions without strands, reactor without locks); the
+    # hardening and incident suites run two.
+    yield from proxy_factory_at("info", threads=1)
