@@ -98,7 +98,7 @@ class TlsSocketStream {
   // OpenSSL must write first (use async_read_some).
   std::size_t try_read_some(boost::asio::mutable_buffer b, error_code& ec) {
     std::size_t n = 0;
-    ERR_clear_error();
+    clear_stale_errors();
     int r = SSL_read_ex(ssl_, b.data(), b.size(), &n);
     if (r == 1) {
       ec = {};
@@ -115,6 +115,14 @@ class TlsSocketStream {
   }
 
  private:
+  // SSL_get_error reads this thread's error queue, so it must be empty
+  // before each call. It nearly always is already, and ERR_clear_error
+  // walks all of its slots regardless (OpenSSL 3): only clear a queue
+  // that holds something.
+  static void clear_stale_errors() {
+    if (ERR_peek_error() != 0) ERR_clear_error();
+  }
+
   void watch_socket_reads() {
     BIO* rbio = SSL_get_rbio(ssl_);
     if (!rbio) return;
@@ -175,7 +183,7 @@ class TlsSocketStream {
   template <class Call, class Handler>
   void step(Call call, Handler&& handler) {
     std::size_t n = 0;
-    ERR_clear_error();
+    clear_stale_errors();
     errno = 0;
     int r = call(ssl_, n);
     if (r == 1) {
