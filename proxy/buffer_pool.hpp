@@ -14,10 +14,9 @@ class BufferPool {
   using Buffer = std::unique_ptr<std::uint8_t[]>;
 
   static Buffer take(std::size_t size) {
-    auto& cache = local();
-    if (cache.size == size && !cache.free.empty()) {
-      Buffer b = std::move(cache.free.back());
-      cache.free.pop_back();
+    if (Cache* c = cache_for(size); c && !c->free.empty()) {
+      Buffer b = std::move(c->free.back());
+      c->free.pop_back();
       return b;
     }
     // Uninitialised on purpose: untouched pages cost no RSS.
@@ -26,23 +25,29 @@ class BufferPool {
 
   static void give(Buffer b, std::size_t size) {
     if (!b) return;
-    auto& cache = local();
-    if (cache.size != size) {
-      cache.free.clear();
-      cache.size = size;
-    }
-    if (cache.free.size() < kMaxCached) cache.free.push_back(std::move(b));
+    Cache* c = cache_for(size);
+    if (c && c->free.size() < kMaxCached) c->free.push_back(std::move(b));
   }
 
  private:
   static constexpr std::size_t kMaxCached = 64;
+  // Two sizes are in use at most (the relay buffer and the smaller one an
+  // upstream TLS stream keeps): one free list each, claimed by first use.
+  static constexpr std::size_t kSizes = 2;
   struct Cache {
     std::size_t size = 0;
     std::vector<Buffer> free;
   };
-  static Cache& local() {
-    thread_local Cache cache;
-    return cache;
+  static Cache* cache_for(std::size_t size) {
+    thread_local Cache caches[kSizes];
+    for (Cache& c : caches) {
+      if (c.size == size) return &c;
+      if (c.size == 0) {
+        c.size = size;
+        return &c;
+      }
+    }
+    return nullptr;  // a third size: plain new/delete
   }
 };
 

@@ -35,7 +35,9 @@ struct ProxyConfig {
   std::uint64_t max_message_bytes = 16ull << 20;
   std::uint32_t max_fragments_per_message = 100000;
   std::size_t max_header_bytes = 16 * 1024;
-  std::size_t relay_buffer_bytes = 16 * 1024;
+  // Held only while a chunk is in flight (idle sessions hold none), except
+  // on a wss upstream, which keeps min(this, 16 KiB) for the session.
+  std::size_t relay_buffer_bytes = 64 * 1024;
 
   std::chrono::milliseconds tls_handshake_timeout{10000};
   std::chrono::milliseconds handshake_timeout{10000};

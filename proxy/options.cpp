@@ -68,7 +68,7 @@ std::optional<ProxyOptions> parse_options(int argc, char** argv, int& exit_code)
   app.add_option("--max-message-bytes", c.max_message_bytes, "Per-message size cap enforced by the tap")->capture_default_str();
   app.add_option("--max-fragments", c.max_fragments_per_message, "Frames per message cap")->capture_default_str();
   app.add_option("--max-header-bytes", c.max_header_bytes, "Upgrade request header limit (431 past it)")->capture_default_str();
-  app.add_option("--relay-buffer-bytes", c.relay_buffer_bytes, "Relay buffer per direction")->check(CLI::Range(1024ul, 1ul << 24))->capture_default_str();
+  app.add_option("--relay-buffer-bytes", c.relay_buffer_bytes, "Relay buffer per direction, held only while a chunk is in flight (a wss upstream keeps up to 16 KiB of it for the session); lower it when many clients read slowly")->check(CLI::Range(1024ul, 1ul << 24))->capture_default_str();
   app.add_option("--tls-handshake-timeout-ms", tls_hs_ms, "Client TLS handshake timeout")->capture_default_str();
   app.add_option("--handshake-timeout-ms", hs_ms, "HTTP upgrade timeout (client and upstream)")->capture_default_str();
   app.add_option("--upstream-connect-timeout-ms", connect_ms, "Upstream TCP connect timeout, all addresses")->capture_default_str();

@@ -52,7 +52,8 @@ class TlsSocketStream {
   TlsSocketStream(TlsSocketStream&& other) noexcept
       : socket_(std::move(other.socket_)),
         ssl_(std::exchange(other.ssl_, nullptr)),
-        socket_drained_(other.socket_drained_) {
+        socket_drained_(other.socket_drained_),
+        last_socket_read_(other.last_socket_read_) {
     if (ssl_) watch_socket_reads();
   }
   TlsSocketStream& operator=(TlsSocketStream&&) = delete;
@@ -69,6 +70,8 @@ class TlsSocketStream {
   // nothing): the socket was empty then. With nothing pending either, the
   // next read would only find EAGAIN.
   bool socket_drained() const { return socket_drained_; }
+  // Bytes that last read() returned (0 for EAGAIN or EOF).
+  std::size_t last_socket_read() const { return last_socket_read_; }
 
   template <class Handler>
   void async_handshake(Handler&& handler) {
@@ -134,7 +137,8 @@ class TlsSocketStream {
                      std::size_t* processed) {
     if (oper == (BIO_CB_READ | BIO_CB_RETURN)) {
       auto* self = reinterpret_cast<TlsSocketStream*>(BIO_get_callback_arg(b));
-      self->socket_drained_ = ret <= 0 || (processed && *processed < len);
+      self->last_socket_read_ = ret > 0 && processed ? *processed : 0;
+      self->socket_drained_ = self->last_socket_read_ < len;
     }
     return ret;
   }
@@ -218,6 +222,7 @@ class TlsSocketStream {
   tcp::socket socket_;
   SSL* ssl_;
   bool socket_drained_ = false;
+  std::size_t last_socket_read_ = 0;
 };
 
 }  // namespace wsgate::proxy

@@ -36,6 +36,12 @@ std::uint64_t payload_fingerprint(std::span<const std::uint8_t> payload) {
   return h;
 }
 
+// A short read below this many bytes means the sender has finished a
+// message and waits for the reply (see Pump::drained).
+constexpr std::size_t kStreamingRead = 2048;
+
+constexpr std::size_t kUpstreamTlsBuffer = 16 * 1024;
+
 bool is_normal_end(const boost::system::error_code& ec) {
   return ec == net::error::eof || ec == net::ssl::error::stream_truncated;
 }
@@ -46,7 +52,15 @@ bool is_normal_end(const boost::system::error_code& ec) {
 
 Tunnel::Pump::Pump(Tunnel& t, Direction d, AnyStream& src, AnyStream& dst,
                    const tap::TapConfig& cfg, std::size_t buffer_bytes)
-    : tunnel(t), dir(d), from(src), to(dst), tap(cfg, this), buffer_size(buffer_bytes) {}
+    : tunnel(t),
+      dir(d),
+      from(src),
+      to(dst),
+      tap(cfg, this),
+      // An upstream TLS stream keeps its read pending, buffer and all, for
+      // the whole session; 16 KiB holds a full TLS record.
+      buffer_size(src.is_tls() && !src.is_server_tls() ? std::min(buffer_bytes, kUpstreamTlsBuffer)
+                                                       : buffer_bytes) {}
 
 void Tunnel::Pump::on_close(uint16_t code, std::string_view reason) {
   tunnel.record_close(
@@ -132,20 +146,36 @@ void Tunnel::do_read(Pump& p) {
     if (p.drained) {
       // The last read emptied the socket: wait (see `drained`).
     } else if (p.from.is_server_tls()) {
-      n = p.from.server_tls().try_read_some(net::buffer(p.buffer.get(), p.buffer_size), ec);
+      auto& tls = p.from.server_tls();
+      n = tls.try_read_some(net::buffer(p.buffer.get(), p.buffer_size), ec);
       // OpenSSL needs to write first, or holds a partial record: let the
       // asynchronous read drive it.
-      if (ec == net::error::in_progress ||
-          (ec == net::error::would_block && p.from.server_tls().has_pending()))
+      if (ec == net::error::in_progress || (ec == net::error::would_block && tls.has_pending()))
         return read_into_buffer(p);
+      // SSL_read returns one record at a time. Take the further records
+      // read ahead too, so a client writing small records (Beast: 4 KiB)
+      // costs one send per buffer, not one per record. An error stops the
+      // batch and shows again on the next read (OpenSSL's errors stick).
+      while (!ec && n < p.buffer_size && tls.has_pending()) {
+        boost::system::error_code more_ec;
+        std::size_t more =
+            tls.try_read_some(net::buffer(p.buffer.get() + n, p.buffer_size - n), more_ec);
+        if (more_ec) break;
+        n += more;
+      }
     } else {
       n = p.from.socket().read_some(net::buffer(p.buffer.get(), p.buffer_size), ec);
     }
     if (ec != net::error::would_block) {
-      if (!ec)
-        p.drained = p.from.is_server_tls()
-                        ? !p.from.server_tls().has_pending() && p.from.server_tls().socket_drained()
-                        : n < p.buffer_size;
+      if (!ec) {
+        if (p.from.is_server_tls()) {
+          auto& tls = p.from.server_tls();
+          p.drained =
+              !tls.has_pending() && tls.socket_drained() && tls.last_socket_read() < kStreamingRead;
+        } else {
+          p.drained = n < p.buffer_size && n < kStreamingRead;
+        }
+      }
       return on_read(p, ec, n);
     }
     BufferPool::give(std::move(p.buffer), p.buffer_size);

@@ -56,12 +56,16 @@ class Tunnel : public LiveSession, public std::enable_shared_from_this<Tunnel> {
     std::string early;  // bytes that arrived with the handshake
 
     bool reading = false;
-    // The last read emptied the socket (plain TCP: it came back short; the
-    // listener's TLS: OpenSSL's last read() came back short and nothing is
-    // pending in SSL). The next wait goes straight to async_wait, whose
-    // EPOLL_CTL_MOD re-arm reports data that came in meanwhile; the read
-    // that would only have returned EAGAIN is skipped (a third of the
-    // proxy's syscalls at 64 B messages).
+    // The last read emptied the socket of a small message (plain TCP: it
+    // came back short, under kStreamingRead; the listener's TLS: likewise
+    // OpenSSL's last read(), and nothing is pending in SSL). Its sender is
+    // now waiting for a reply, so the next wait goes straight to
+    // async_wait, whose EPOLL_CTL_MOD re-arm reports data that came in
+    // meanwhile; the read that would only have returned EAGAIN is skipped
+    // (a third of the proxy's syscalls at 64 B messages). A short read of a
+    // large chunk is a sender mid-stream: more has usually arrived by the
+    // time the chunk is written, and reading it at once saves the re-arm
+    // and an epoll_wait.
     bool drained = false;
     bool writing = false;
     bool read_done = false;      // EOF or error on `from`

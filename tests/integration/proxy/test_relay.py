@@ -4,11 +4,13 @@ import hashlib
 import os
 import random
 import socket
+import ssl
 import time
 
 import websockets
 
-from wsgate_harness import (FrameReader, close_payload, frame, metric, raw_connect, wait_for)
+from wsgate_harness import (FrameReader, close_payload, frame, metric, metrics, raw_connect, read_http_response,
+                            upgrade_request, wait_for)
 
 
 def run(coro):
@@ -157,3 +159,47 @@ def test_only_the_matching_pong_is_an_rtt_sample(upstream, proxy_factory):
              what="three pongs counted")
     assert metric(admin, "wsgate_ping_rtt_seconds_count") == 1
     assert metric(admin, "wsgate_ping_rtt_seconds_sum") >= 1.2
+
+
+def test_tls_small_records_relayed_unchanged_and_counted_once(upstream, proxy_factory, dev_cert):
+    # The listener drains every TLS record OpenSSL has read ahead into one
+    # relay buffer before writing upstream. Send what makes that batch
+    # large: 300 messages of one record each in one burst, a 256 KiB
+    # message cut into 4 KiB records (as Beast clients write). (The close
+    # goes after the echoes: the upstream drops echoes once it has a close.)
+    proxy = proxy_factory(f"ws://127.0.0.1:{upstream.ws}", "--tls-cert", dev_cert["cert"],
+                          "--tls-key", dev_cert["key"])
+    ctx = ssl.create_default_context(cafile=dev_cert["ca"])
+    raw = socket.create_connection(("127.0.0.1", proxy.ports["listen"]), timeout=20)
+    sock = ctx.wrap_socket(raw, server_hostname="localhost")
+    sock.sendall(upgrade_request("/echo", host="localhost"))
+    status, _, rest = read_http_response(sock)
+    assert status == 101
+    rng = random.Random(1011)
+    small = [bytes(rng.getrandbits(8) for _ in range(rng.randint(1, 200))) for _ in range(300)]
+    big = os.urandom(256 * 1024)
+    for payload in small:
+        sock.sendall(frame(2, payload))  # one TLS record per call
+    wire = frame(2, big)
+    for off in range(0, len(wire), 4096):
+        sock.sendall(wire[off:off + 4096])
+    reader = FrameReader(sock, rest)
+    for i, payload in enumerate(small):
+        fin, op, back = reader.read()
+        assert (fin, op) == (True, 2), i
+        assert back == payload, i
+    fin, op, back = reader.read()
+    assert (fin, op) == (True, 2)
+    assert hashlib.sha256(back).digest() == hashlib.sha256(big).digest()
+    sock.sendall(frame(8, close_payload(1000, b"done")))
+    assert reader.read_close() == (1000, "done")
+    sock.close()
+    admin = proxy.ports["admin"]
+    wait_for(lambda: metric(admin, "wsgate_closes_total", code="1000", initiator="client") == 1,
+             what="close counted")
+    n = len(small) + 1
+    assert metric(admin, "wsgate_frames_total", direction="client_to_upstream", opcode="binary") == n
+    assert metric(admin, "wsgate_frames_total", direction="upstream_to_client", opcode="binary") == n
+    assert metric(admin, "wsgate_frames_total", direction="client_to_upstream", opcode="close") == 1
+    violations = sum(v for k, v in metrics(admin).items() if k.startswith("wsgate_protocol_violations_total{"))
+    assert violations == 0
