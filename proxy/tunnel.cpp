@@ -143,6 +143,7 @@ void Tunnel::do_read(Pump& p) {
   if (p.buffer) {
     boost::system::error_code ec = net::error::would_block;  // when `drained`
     std::size_t n = 0;
+    bool error_after_batch = false;  // read again at once: the next read reports it
     if (p.drained) {
       // The last read emptied the socket: wait (see `drained`).
     } else if (p.from.is_server_tls()) {
@@ -155,12 +156,16 @@ void Tunnel::do_read(Pump& p) {
       // SSL_read returns one record at a time. Take the further records
       // read ahead too, so a client writing small records (Beast: 4 KiB)
       // costs one send per buffer, not one per record. An error stops the
-      // batch and shows again on the next read (OpenSSL's errors stick).
+      // batch and shows again on the next read (OpenSSL's errors stick;
+      // a close_notify read here is the usual one).
       while (!ec && n < p.buffer_size && tls.has_pending()) {
         boost::system::error_code more_ec;
         std::size_t more =
             tls.try_read_some(net::buffer(p.buffer.get() + n, p.buffer_size - n), more_ec);
-        if (more_ec) break;
+        if (more_ec) {
+          error_after_batch = more_ec != net::error::would_block;
+          break;
+        }
         n += more;
       }
     } else {
@@ -170,8 +175,8 @@ void Tunnel::do_read(Pump& p) {
       if (!ec) {
         if (p.from.is_server_tls()) {
           auto& tls = p.from.server_tls();
-          p.drained =
-              !tls.has_pending() && tls.socket_drained() && tls.last_socket_read() < kStreamingRead;
+          p.drained = !error_after_batch && !tls.has_pending() && tls.socket_drained() &&
+                      tls.last_socket_read() < kStreamingRead;
         } else {
           p.drained = n < p.buffer_size && n < kStreamingRead;
         }

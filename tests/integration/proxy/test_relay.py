@@ -203,3 +203,55 @@ def test_tls_small_records_relayed_unchanged_and_counted_once(upstream, proxy_fa
     assert metric(admin, "wsgate_frames_total", direction="client_to_upstream", opcode="close") == 1
     violations = sum(v for k, v in metrics(admin).items() if k.startswith("wsgate_protocol_violations_total{"))
     assert violations == 0
+
+
+def test_tls_close_notify_behind_the_last_message_ends_the_session_at_once(upstream, proxy_factory,
+                                                                          dev_cert):
+    # The client's last message and its close_notify arrive in one segment and
+    # its TCP stays open. The listener reads both records in one batch; the
+    # close_notify must still end the client side now, not when the client
+    # finally closes TCP.
+    proxy = proxy_factory(f"ws://127.0.0.1:{upstream.ws}", "--tls-cert", dev_cert["cert"],
+                          "--tls-key", dev_cert["key"])
+    ctx = ssl.create_default_context(cafile=dev_cert["ca"])
+    raw = socket.create_connection(("127.0.0.1", proxy.ports["listen"]), timeout=10)
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = ctx.wrap_bio(incoming, outgoing, server_hostname="localhost")
+
+    def flush():
+        data = outgoing.read()
+        if data:
+            raw.sendall(data)
+
+    def pull():
+        chunk = raw.recv(65536)
+        assert chunk, "proxy closed the connection"
+        incoming.write(chunk)
+
+    while True:
+        try:
+            tls.do_handshake()
+            break
+        except ssl.SSLWantReadError:
+            flush()
+            pull()
+    flush()
+    tls.write(upgrade_request("/echo", host="localhost"))
+    flush()
+    head = b""
+    while b"\r\n\r\n" not in head:
+        try:
+            head += tls.read(65536)
+        except ssl.SSLWantReadError:
+            pull()
+    assert head.split(b"\r\n")[0].split()[1] == b"101"
+    tls.write(frame(2, b"last words"))
+    try:
+        tls.unwrap()  # queues our close_notify; the proxy's is not awaited
+    except ssl.SSLWantReadError:
+        pass
+    raw.sendall(outgoing.read())  # the data record and the close_notify, together
+    admin = proxy.ports["admin"]
+    wait_for(lambda: metric(admin, "wsgate_closes_total", code="1006", initiator="client") == 1,
+             timeout=3, what="client end recorded while its TCP is still open")
+    raw.close()
