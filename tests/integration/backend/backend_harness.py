@@ -86,6 +86,17 @@ class Backend:
                 return float(m.group(4))
         return None
 
+    def metric_when(self, value, name, timeout=5.0, **labels):
+        """The sample once it equals `value`, or its last reading after
+        `timeout`: for counters bumped after the peer could already see
+        the effect (Beast sends a 1009 close before the read handler runs)."""
+        deadline = time.monotonic() + timeout
+        got = self.metric(name, **labels)
+        while got != value and time.monotonic() < deadline:
+            time.sleep(0.02)
+            got = self.metric(name, **labels)
+        return got
+
     def raw_upgrade(self, path="/ws", headers=None):
         """A handshake by hand, to see non-101 answers with their bodies."""
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
