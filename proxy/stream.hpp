@@ -33,6 +33,9 @@ class AnyStream {
   bool is_tls() const { return tls_ || server_tls_; }
   TlsStream& tls() { return *tls_; }
   bool is_server_tls() const { return server_tls_ != nullptr; }
+  // TLS to a wss:// upstream (asio::ssl::stream): its reads stay pending,
+  // buffer and all, since it may hold ciphertext the socket no longer shows.
+  bool is_upstream_tls() const { return tls_ != nullptr; }
   TlsSocketStream& server_tls() { return *server_tls_; }
   tcp::socket& socket() {
     if (server_tls_) return server_tls_->socket();

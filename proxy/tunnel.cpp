@@ -57,10 +57,10 @@ Tunnel::Pump::Pump(Tunnel& t, Direction d, AnyStream& src, AnyStream& dst,
       from(src),
       to(dst),
       tap(cfg, this),
-      // An upstream TLS stream keeps its read pending, buffer and all, for
-      // the whole session; 16 KiB holds a full TLS record.
-      buffer_size(src.is_tls() && !src.is_server_tls() ? std::min(buffer_bytes, kUpstreamTlsBuffer)
-                                                       : buffer_bytes) {}
+      // An upstream TLS stream holds its buffer for the whole session;
+      // 16 KiB holds a full TLS record.
+      buffer_size(src.is_upstream_tls() ? std::min(buffer_bytes, kUpstreamTlsBuffer)
+                                        : buffer_bytes) {}
 
 void Tunnel::Pump::on_close(uint16_t code, std::string_view reason) {
   tunnel.record_close(
@@ -132,7 +132,7 @@ void Tunnel::start() {
 
 void Tunnel::do_read(Pump& p) {
   if (finished_ || p.read_done || p.reading) return;
-  if (p.from.is_tls() && !p.from.is_server_tls()) {
+  if (p.from.is_upstream_tls()) {
     // asio::ssl::stream may hold ciphertext the socket no longer shows, so
     // the upstream TLS side reads into a buffer it keeps.
     if (!p.buffer) p.buffer = BufferPool::take(p.buffer_size);
