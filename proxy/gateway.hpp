@@ -24,6 +24,7 @@
 namespace wsgate::proxy {
 
 struct SessionSummary;
+class EdgePoller;
 
 // A relayed session as the registry sees it.
 class LiveSession {
@@ -80,6 +81,11 @@ class Gateway {
   bool draining() const { return draining_.load(std::memory_order_relaxed); }
   void set_draining();
 
+  // The I/O thread's readiness set for tunnel sockets; null with more than
+  // one I/O thread (tunnels then wait through Asio).
+  EdgePoller* edge_poller() const { return edge_poller_; }
+  void set_edge_poller(EdgePoller* poller) { edge_poller_ = poller; }
+
   void set_session_end_hook(SessionEndHook hook) { end_hook_ = std::move(hook); }
   // Metrics, the close log line, then the hook. Called once per session.
   void report_session_end(const SessionSummary& summary);
@@ -90,6 +96,8 @@ class Gateway {
   ProxyMetrics metrics_;
   ExemplarStore exemplars_;
   std::shared_ptr<boost::asio::ssl::context> upstream_tls_;
+
+  EdgePoller* edge_poller_ = nullptr;
 
   mutable std::mutex tls_mutex_;
   std::shared_ptr<boost::asio::ssl::context> server_tls_;

@@ -14,6 +14,7 @@
 #include "common/admin_server.hpp"
 #include "common/tls.hpp"
 #include "proxy/admin_api.hpp"
+#include "proxy/edge_poller.hpp"
 #include "proxy/gateway.hpp"
 #include "proxy/incidents/incident_recorder.hpp"
 #include "proxy/listener.hpp"
@@ -74,12 +75,21 @@ int main(int argc, char** argv) {
   // cost time; the scheduler keeps its lock for the incident writer's posts.
   net::io_context ioc(options->config.threads == 1 ? BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO
                                                    : static_cast<int>(options->config.threads));
+  // Declared after the io_context, so it closes its set while the reactor
+  // still stands.
+  std::unique_ptr<EdgePoller> edge_poller;
   std::shared_ptr<Listener> listener;
   std::unique_ptr<AdminServer> admin;
   std::unique_ptr<AdminApi> admin_api;
   std::unique_ptr<incidents::IncidentRecorder> recorder;
   try {
     gateway = std::make_unique<Gateway>(options->config);
+    if (gateway->config().threads == 1) {
+      // Readiness of tunnel sockets without a syscall per wait; it relies
+      // on every handler running on this one thread.
+      edge_poller = std::make_unique<EdgePoller>(ioc);
+      if (edge_poller->ok()) gateway->set_edge_poller(edge_poller.get());
+    }
     if (!gateway->config().tls_cert.empty()) {
       load_server_tls(*gateway);
     } else {
@@ -113,6 +123,11 @@ int main(int argc, char** argv) {
 
   listener->run();
   admin->start();
+  if (gateway->edge_poller()) {
+    edge_poller->start();
+    spdlog::info("tunnel sockets: edge-triggered epoll set ({})",
+                 edge_poller->queued_wait() ? "queued in Asio's reactor" : "re-armed each turn");
+  }
 
   net::signal_set stop_signals(ioc, SIGINT, SIGTERM);
   auto drain_timer = std::make_shared<net::steady_timer>(ioc);

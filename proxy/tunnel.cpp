@@ -62,6 +62,8 @@ Tunnel::Pump::Pump(Tunnel& t, Direction d, AnyStream& src, AnyStream& dst,
       buffer_size(src.is_upstream_tls() ? std::min(buffer_bytes, kUpstreamTlsBuffer)
                                         : buffer_bytes) {}
 
+void Tunnel::Pump::on_edge() { tunnel.on_edge(*this); }
+
 void Tunnel::Pump::on_close(uint16_t code, std::string_view reason) {
   tunnel.record_close(
       code, reason, dir == Direction::client_to_upstream ? Initiator::client : Initiator::upstream);
@@ -119,6 +121,15 @@ void Tunnel::start() {
     boost::system::error_code ignored;
     if (!s->is_tls()) s->socket().non_blocking(true, ignored);
   }
+  if (EdgePoller* poller = gateway_.edge_poller()) {
+    // Each socket is read by one pump. asio::ssl::stream reads ahead into
+    // buffers of its own, which the socket's readiness cannot speak for.
+    for (Pump* p : {&c2u_, &u2c_})
+      if (!p->from.is_upstream_tls() && !poller->add(p->from.socket().native_handle(), *p))
+        WSG_LOG(spdlog::level::warn, summary_.correlation_id,
+                "edge poller: cannot watch a socket ({}); it waits through Asio",
+                std::strerror(errno));
+  }
   for (Pump* p : {&c2u_, &u2c_}) {
     if (p->early.empty())
       do_read(*p);
@@ -144,6 +155,7 @@ void Tunnel::do_read(Pump& p) {
     boost::system::error_code ec = net::error::would_block;  // when `drained`
     std::size_t n = 0;
     bool error_after_batch = false;  // read again at once: the next read reports it
+    if (p.drained && p.attached() && p.edge()) p.drained = false;  // more came since
     if (p.drained) {
       // The last read emptied the socket: wait (see `drained`).
     } else if (p.from.is_server_tls()) {
@@ -180,15 +192,34 @@ void Tunnel::do_read(Pump& p) {
         } else {
           p.drained = n < p.buffer_size && n < kStreamingRead;
         }
+        // The socket was empty at that read: only edges from now on count.
+        // Once its end is known, no edge will follow: keep reading.
+        if (p.drained && p.attached()) {
+          if (p.end_pending())
+            p.drained = false;
+          else
+            p.clear_edge();
+        }
       }
       return on_read(p, ec, n);
     }
+    if (!p.drained && p.attached()) p.clear_edge();  // this read found nothing
     BufferPool::give(std::move(p.buffer), p.buffer_size);
   } else if (p.from.is_server_tls() && p.from.server_tls().has_pending()) {
     p.buffer = BufferPool::take(p.buffer_size);
     return read_into_buffer(p);
   }
+  wait_readable(p);
+}
+
+void Tunnel::wait_readable(Pump& p) {
   p.reading = true;
+  if (p.attached() && !p.end_pending()) {
+    if (p.edge()) return on_edge(p);  // an edge came after the first wait
+    p.parked_owner = shared_from_this();
+    p.park();
+    return;
+  }
   p.from.socket().async_wait(
       net::socket_base::wait_read,
       [self = shared_from_this(), &p](boost::system::error_code ec) { self->on_readable(p, ec); });
@@ -210,6 +241,11 @@ void Tunnel::on_readable(Pump& p, boost::system::error_code ec) {
   p.buffer = BufferPool::take(p.buffer_size);
   p.drained = false;  // readable now
   do_read(p);
+}
+
+void Tunnel::on_edge(Pump& p) {
+  auto self = std::move(p.parked_owner);  // may be the last owner
+  on_readable(p, {});
 }
 
 void Tunnel::on_read(Pump& p, boost::system::error_code ec, std::size_t n) {
@@ -513,6 +549,10 @@ void Tunnel::finish() {
   if (finished_) return;
   finished_ = true;
   timer_.cancel();
+  for (Pump* p : {&c2u_, &u2c_}) {
+    p->detach();
+    p->parked_owner.reset();  // our caller holds the session too
+  }
   flush_stats(c2u_);
   flush_stats(u2c_);
   client_.close();

@@ -11,6 +11,7 @@
 #include <string>
 
 #include "proxy/close_frame.hpp"
+#include "proxy/edge_poller.hpp"
 #include "proxy/gateway.hpp"
 #include "proxy/session_summary.hpp"
 #include "proxy/stream.hpp"
@@ -39,12 +40,13 @@ class Tunnel : public LiveSession, public std::enable_shared_from_this<Tunnel> {
 
  private:
   // One direction: read from `from`, tap, write to `to`.
-  struct Pump final : tap::TapSink {
+  struct Pump final : tap::TapSink, EdgePoller::Watch {
     Pump(Tunnel& t, tap::Direction d, AnyStream& src, AnyStream& dst, const tap::TapConfig& cfg,
          std::size_t buffer_bytes);
     void on_close(uint16_t code, std::string_view reason) override;
     void on_ping(std::span<const uint8_t> payload) override;
     void on_pong(std::span<const uint8_t> payload) override;
+    void on_edge() override;
 
     Tunnel& tunnel;
     tap::Direction dir;
@@ -59,14 +61,18 @@ class Tunnel : public LiveSession, public std::enable_shared_from_this<Tunnel> {
     // The last read emptied the socket of a small message (plain TCP: it
     // came back short, under kStreamingRead; the listener's TLS: likewise
     // OpenSSL's last read(), and nothing is pending in SSL). Its sender is
-    // now waiting for a reply, so the next wait goes straight to
-    // async_wait, whose EPOLL_CTL_MOD re-arm reports data that came in
-    // meanwhile; the read that would only have returned EAGAIN is skipped
-    // (a third of the proxy's syscalls at 64 B messages). A short read of a
+    // now waiting for a reply, so the next read waits for readability first
+    // (on the edge poller: until an edge came since; otherwise async_wait,
+    // whose EPOLL_CTL_MOD re-arm reports data that came in meanwhile); the
+    // read that would only have returned EAGAIN is skipped (a third of the
+    // proxy's syscalls at 64 B messages). A short read of a
     // large chunk is a sender mid-stream: more has usually arrived by the
     // time the chunk is written, and reading it at once saves the re-arm
     // and an epoll_wait.
     bool drained = false;
+    // Set while parked on the edge poller: nothing else holds the session
+    // then (an Asio wait would hold it through its handler).
+    std::shared_ptr<Tunnel> parked_owner;
     bool writing = false;
     bool read_done = false;      // EOF or error on `from`
     bool output_closed = false;  // we ended `to`'s write side
@@ -104,7 +110,9 @@ class Tunnel : public LiveSession, public std::enable_shared_from_this<Tunnel> {
   Pump& other(Pump& p) { return &p == &c2u_ ? u2c_ : c2u_; }
 
   void do_read(Pump& p);
+  void wait_readable(Pump& p);
   void on_readable(Pump& p, boost::system::error_code ec);
+  void on_edge(Pump& p);
   void read_into_buffer(Pump& p);
   void on_read(Pump& p, boost::system::error_code ec, std::size_t n);
   void forward(Pump& p, const std::uint8_t* data, std::size_t n);

@@ -7,6 +7,7 @@ Prints {"ws": P, "raw": P, "http": P} on stdout once listening.
   ws server received: messages, close codes).
 """
 import asyncio
+import socket
 import base64
 import hashlib
 import http
@@ -48,6 +49,16 @@ async def handler(ws, path):
             await ws.send('{"type":"error","code":"FACTORY_INIT_FAILED","auth":"Bearer '
                           'eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl"}')
             await ws.close(code=code, reason="Factory SSOT validation failed")
+            return
+        if path.startswith("/close-with-fin"):
+            # The close frame and the FIN in one segment (corked until the
+            # shutdown): the proxy sees a single readiness edge for both.
+            await ws.recv()
+            sock = ws.transport.get_extra_info("socket")
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
+            ws.transport.write(b"\x88\x05\x03\xe8bye")  # close 1000 "bye"
+            ws.transport.write_eof()
+            await asyncio.sleep(10)
             return
         if path.startswith("/die-midframe"):
             await ws.recv()

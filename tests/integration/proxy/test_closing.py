@@ -46,6 +46,41 @@ def test_upstream_dies_mid_frame_bare_tcp_close(upstream, proxy_factory):
     wait_for(lambda: metric(admin, "wsgate_closes_total", code="1006", initiator="upstream") == 1)
 
 
+# A close frame that arrives together with its sender's FIN gives one
+# readiness edge for both: the proxy must still read on to the end and pass
+# it on, long before the close timeout (10 s here) would end the session.
+def test_upstream_close_and_fin_in_one_segment(upstream, proxy_factory):
+    proxy = proxy_factory(f"ws://127.0.0.1:{upstream.ws}", "--close-timeout-ms", "10000")
+    sock, status, _, reader = raw_connect(proxy.ports["listen"], "/close-with-fin")
+    assert status == 101
+    sock.sendall(frame(1, b"trigger"))
+    start = time.monotonic()
+    assert reader.read_close() == (1000, "bye")
+    assert reader.eof(timeout=8)
+    assert time.monotonic() - start < 3
+    sock.close()
+    admin = proxy.ports["admin"]
+    wait_for(lambda: metric(admin, "wsgate_connections_active") == 0, timeout=3)
+
+
+def test_client_close_and_fin_in_one_segment(upstream, proxy_factory):
+    proxy = proxy_factory(f"ws://127.0.0.1:{upstream.ws}", "--close-timeout-ms", "10000")
+    sock, status, _, reader = raw_connect(proxy.ports["listen"], "/echo")
+    assert status == 101
+    sock.sendall(frame(1, b"hello"))
+    assert reader.read() == (True, 1, b"hello")
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
+    sock.send(frame(8, struct.pack("!H", 1000) + b"done"))
+    sock.shutdown(socket.SHUT_WR)
+    start = time.monotonic()
+    assert reader.read_close() == (1000, "done")
+    assert reader.eof(timeout=8)
+    admin = proxy.ports["admin"]
+    # The session ends when the proxy has read both ends, not at the timeout.
+    wait_for(lambda: metric(admin, "wsgate_connections_active") == 0, timeout=3)
+    assert time.monotonic() - start < 3
+
+
 def test_client_vanishes_upstream_gets_1001(upstream, proxy_factory):
     proxy = proxy_factory(f"ws://127.0.0.1:{upstream.ws}")
     sock, status, _, reader = raw_connect(proxy.ports["listen"], "/echo",
