@@ -87,8 +87,8 @@ class SetWaitOp : public detail::reactor_op {
       impl->delete_op = [](void* p) { delete static_cast<SetWaitOp*>(p); };
     }
     auto& s = SocketInternals::implementation(impl->set);
-    net::use_service<detail::epoll_reactor>(impl->ioc).start_op(detail::epoll_reactor::read_op, s.socket_,
-                                                          s.reactor_data_, op, false, false);
+    net::use_service<detail::epoll_reactor>(impl->ioc).start_op(
+        detail::epoll_reactor::read_op, s.socket_, s.reactor_data_, op, false, false);
   }
 
  private:
@@ -147,8 +147,7 @@ EdgePoller::EdgePoller(net::io_context& ioc) : impl_(std::make_unique<Impl>(ioc)
   boost::system::error_code ec;
   impl_->set.assign(net::ip::tcp::v4(), fd, ec);
   if (ec) {
-    spdlog::warn("cannot watch the tunnel epoll set ({}): tunnels wait through Asio",
-                 ec.message());
+    spdlog::warn("cannot watch the tunnel epoll set ({}): tunnels wait through Asio", ec.message());
     ::close(fd);
   }
 }
@@ -181,11 +180,10 @@ bool EdgePoller::add(int fd, Watch& w) {
 void EdgePoller::do_wait() {
   // The set's descriptor is readable while any watched socket has an edge
   // queued; this re-arm is the one Asio syscall per turn.
-  impl_->set.async_wait(SetHandle::wait_read,
-                        [this](boost::system::error_code ec) {
-                          if (ec == net::error::operation_aborted) return;  // shutting down
-                          on_ready(ec);
-                        });
+  impl_->set.async_wait(SetHandle::wait_read, [this](boost::system::error_code ec) {
+    if (ec == net::error::operation_aborted) return;  // shutting down
+    on_ready(ec);
+  });
 }
 
 void EdgePoller::on_ready(boost::system::error_code ec) {
