@@ -125,10 +125,12 @@ void Tunnel::start() {
     // Each socket is read by one pump. asio::ssl::stream reads ahead into
     // buffers of its own, which the socket's readiness cannot speak for.
     for (Pump* p : {&c2u_, &u2c_})
-      if (!p->from.is_upstream_tls() && !poller->add(p->from.socket().native_handle(), *p))
+      if (!p->from.is_upstream_tls() && !poller->add(p->from.socket().native_handle(), *p)) {
         WSG_LOG(spdlog::level::warn, summary_.correlation_id,
                 "edge poller: cannot watch a socket ({}); it waits through Asio",
                 std::strerror(errno));
+        gateway_.metrics().edge_poller_fallbacks.Increment();
+      }
   }
   for (Pump* p : {&c2u_, &u2c_}) {
     if (p->early.empty())

@@ -49,6 +49,10 @@ def test_random_messages_round_trip_by_hash(upstream, proxy_factory):
     c2u = metric(admin, "wsgate_bytes_total", direction="client_to_upstream")
     u2c = metric(admin, "wsgate_bytes_total", direction="upstream_to_client")
     assert c2u - u2c == 4 * (n + 2)
+    # One I/O thread: both sockets were read through the proxy's own
+    # edge-triggered set, its wait queued in Asio's reactor.
+    assert "edge-triggered epoll set (queued in Asio's reactor)" in proxy.logs()
+    assert metric(admin, "wsgate_edge_poller_fallbacks_total") == 0
 
 
 def test_fragmented_message_with_pings_in_between(upstream, proxy_factory):
