@@ -12,16 +12,9 @@ import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "integration", "lib"))
 from proxy_fixtures import dev_cert, proxy_factory_at, upstream  # noqa: E402,F401
+from wsgate_harness import rss_kib  # noqa: E402,F401  (test_hardening imports it from here)
 
 GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-
-
-def rss_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
 
 
 @pytest.fixture

@@ -53,7 +53,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
 sys.path.insert(0, os.path.join(REPO, "tests", "integration", "lib"))
-from wsgate_harness import Proc, http_get, metrics, wait_for  # noqa: E402
+from wsgate_harness import Proc, fd_count, http_get, metrics, rss_kib, wait_for  # noqa: E402
 
 import websockets  # noqa: E402  (Debian python3-websockets)
 
@@ -116,18 +116,6 @@ def free_port():
 
 
 # ------------------------------------------------------------ process stats
-
-def fd_count(pid):
-    return len(os.listdir(f"/proc/{pid}/fd"))
-
-
-def rss_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
-
 
 def closes_total(admin, code=None):
     total = 0.0

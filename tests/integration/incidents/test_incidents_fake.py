@@ -6,9 +6,14 @@ import json
 import os
 import time
 
+import sys
+
 import pytest
 
-from incident_harness import (WSGATE, FakeUpstream, TraceServer, free_port, http_get, incident,
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
+from wsgate_harness import rss_kib  # noqa: E402
+
+from incident_harness import (WSGATE, FakeUpstream, TraceServer, free_port, http_get, incident,  # noqa: E402
                               incidents, metric_value, run_session, start_proxy, wait_for)
 
 JWT = ("eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9."
@@ -284,11 +289,6 @@ def test_shutdown_during_fetch_keeps_the_incident(tmp_path, upstream, traces):
         records = [json.loads(line) for line in f]
     assert [r["correlation_id"] for r in records] == [cid]
     assert records[0]["backend_trace_error"] == "proxy stopped before the trace fetch finished"
-
-
-def rss_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
 
 
 def test_compression_bomb_relayed_unchanged_and_inflated_only_to_the_cap(tmp_path, procs):

@@ -104,6 +104,16 @@ class Upstream:
             self.proc.wait()
 
 
+def rss_kib(pid):
+    """Resident set of a process, KiB (VmRSS)."""
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+
+
+def fd_count(pid):
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
 def http_get(port, path, headers=None, timeout=5):
     req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", headers=headers or {})
     try:
