@@ -217,7 +217,9 @@ void Tunnel::do_read(Pump& p) {
 void Tunnel::wait_readable(Pump& p) {
   p.reading = true;
   if (p.attached() && !p.end_pending()) {
-    if (p.edge()) return on_edge(p);  // an edge came after the first wait
+    // No read has left the socket empty since its last edge (the session's
+    // first read, say): read now.
+    if (p.edge()) return on_edge(p);
     p.parked_owner = shared_from_this();
     p.park();
     return;
