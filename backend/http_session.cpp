@@ -89,6 +89,10 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     std::string supplied(req[kCorrelationHeader]);
     std::string cid = is_valid_correlation_id(supplied) ? supplied : generate_correlation_id();
     auto trace = state_->traces().begin(cid, std::string(policy_name(state_->config().policy)));
+    // Kept only when well-formed, like the correlation ID: it is echoed in
+    // the trace JSON that the proxy embeds in its incidents.
+    if (auto parent = parse_traceparent(req["traceparent"]))
+      state_->traces().set_traceparent(*trace, parent->to_string());
 
     std::string subprotocols;
     for (auto it = req.find(http::field::sec_websocket_protocol);

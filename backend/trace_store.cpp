@@ -73,6 +73,7 @@ std::string Trace::to_json_locked() const {
   nlohmann::json j;
   j["correlation_id"] = correlation_id_;
   j["user_id"] = user_id_.empty() ? nlohmann::json(nullptr) : nlohmann::json(user_id_);
+  j["traceparent"] = traceparent_.empty() ? nlohmann::json(nullptr) : nlohmann::json(traceparent_);
   j["policy"] = policy_;
   j["started_at"] = iso_time(started_at_);
   auto& stages = j["stages"] = nlohmann::json::array();
@@ -159,6 +160,14 @@ void TraceStore::set_user(Trace& trace, std::string user_id) {
   account_locked(trace, static_cast<std::ptrdiff_t>(user_id.size()) -
                             static_cast<std::ptrdiff_t>(trace.user_id_.size()));
   trace.user_id_ = std::move(user_id);
+  evict_locked();
+}
+
+void TraceStore::set_traceparent(Trace& trace, std::string traceparent) {
+  std::lock_guard lock(mutex_);
+  account_locked(trace, static_cast<std::ptrdiff_t>(traceparent.size()) -
+                            static_cast<std::ptrdiff_t>(trace.traceparent_.size()));
+  trace.traceparent_ = std::move(traceparent);
   evict_locked();
 }
 

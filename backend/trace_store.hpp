@@ -66,6 +66,7 @@ class Trace {
   std::string correlation_id_;
   std::string policy_;
   std::string user_id_;
+  std::string traceparent_;
   std::chrono::steady_clock::time_point start_;
   std::chrono::system_clock::time_point started_at_;
   std::vector<StageRecord> stages_;
@@ -90,6 +91,8 @@ class TraceStore {
   // session.close, which is always kept (once).
   void add(Trace& trace, Stage stage, Outcome outcome, std::string detail);
   void set_user(Trace& trace, std::string user_id);
+  // The W3C traceparent the upgrade request carried (the proxy's span).
+  void set_traceparent(Trace& trace, std::string traceparent);
   void set_attributes(Trace& trace, std::vector<std::string> missing,
                       std::vector<std::string> fallback);
 

@@ -322,6 +322,26 @@ class StrictTests(BackendTest):
         run(go())
 
 
+    def test_traceparent_is_kept_in_the_trace_when_well_formed(self):
+        token = self.backend.token("u", thread_id="t-1")
+        good = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+        cases = [("tp-good-0001", good, good),
+                 ("tp-bad-00001", "00-zz-not-a-trace-01", None),
+                 ("tp-none-0001", None, None)]
+
+        async def go():
+            for cid, sent, _ in cases:
+                ws = await connect(self.backend, token, cid=cid,
+                                   headers={"traceparent": sent} if sent else None)
+                await recv_json(ws)
+                await ws.close()
+        run(go())
+        for cid, _, expected in cases:
+            status, trace = self.backend.trace(cid)
+            self.assertEqual(status, 200)
+            self.assertEqual(trace["traceparent"], expected, cid)
+
+
 class MessageTests(BackendTest):
     ARGS = ("--max-message-bytes", "1024")
 

@@ -63,6 +63,8 @@ def test_strict_context_failure_names_stage_and_thread_id(tmp_path, procs):
     assert inc["close"] == {"code": 1011, "reason": "Factory SSOT validation failed", "initiator": "upstream"}
     assert "FACTORY_INIT_FAILED" in inc["last_upstream_message"]["text"]
     assert inc["backend_trace"]["correlation_id"] == cid
+    # The span the proxy sent upstream is the one the backend traced.
+    assert inc["traceparent"] and inc["backend_trace"]["traceparent"] == inc["traceparent"]
     assert metric_value(proxy, "wsgate_incidents_total",
                         {"code": "1011", "stage": inc["failing_stage"]}) == 1
 

@@ -20,6 +20,7 @@ TEST(TraceStore, TraceJsonHasTheContractShape) {
   EXPECT_EQ(j["correlation_id"], "cid-00000001");
   EXPECT_EQ(j["user_id"], "staging-e2e-user-001");
   EXPECT_EQ(j["policy"], "strict");
+  EXPECT_TRUE(j["traceparent"].is_null());
   EXPECT_EQ(j["missing_attributes"], json::array({"thread_id"}));
   EXPECT_EQ(j["fallback_attributes"], json::array());
   ASSERT_EQ(j["stages"].size(), 3u);
@@ -31,6 +32,17 @@ TEST(TraceStore, TraceJsonHasTheContractShape) {
   EXPECT_EQ(j["stages"][2]["stage"], "session.close");
   EXPECT_GE(j["stages"][2]["t_us"].get<std::int64_t>(), j["stages"][1]["t_us"].get<std::int64_t>());
   EXPECT_FALSE(store.find_json("cid-unknown1").has_value());
+}
+
+TEST(TraceStore, TraceparentIsKeptAndCountedInTheByteBudget) {
+  TraceStore store({});
+  auto t = store.begin("cid-00000002", "fallback");
+  const auto before = store.bytes();
+  const std::string tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+  store.set_traceparent(*t, tp);
+  EXPECT_EQ(store.bytes(), before + tp.size());
+  auto j = json::parse(*store.find_json("cid-00000002"));
+  EXPECT_EQ(j["traceparent"], tp);
 }
 
 TEST(TraceStore, AllStageNamesMatchTheContract) {
