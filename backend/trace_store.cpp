@@ -156,18 +156,19 @@ void TraceStore::add(Trace& trace, Stage stage, Outcome outcome, std::string det
 }
 
 void TraceStore::set_user(Trace& trace, std::string user_id) {
-  std::lock_guard lock(mutex_);
-  account_locked(trace, static_cast<std::ptrdiff_t>(user_id.size()) -
-                            static_cast<std::ptrdiff_t>(trace.user_id_.size()));
-  trace.user_id_ = std::move(user_id);
-  evict_locked();
+  set_text(trace, &Trace::user_id_, std::move(user_id));
 }
 
 void TraceStore::set_traceparent(Trace& trace, std::string traceparent) {
+  set_text(trace, &Trace::traceparent_, std::move(traceparent));
+}
+
+void TraceStore::set_text(Trace& trace, std::string Trace::*field, std::string value) {
   std::lock_guard lock(mutex_);
-  account_locked(trace, static_cast<std::ptrdiff_t>(traceparent.size()) -
-                            static_cast<std::ptrdiff_t>(trace.traceparent_.size()));
-  trace.traceparent_ = std::move(traceparent);
+  std::string& slot = trace.*field;
+  account_locked(
+      trace, static_cast<std::ptrdiff_t>(value.size()) - static_cast<std::ptrdiff_t>(slot.size()));
+  slot = std::move(value);
   evict_locked();
 }
 

@@ -104,6 +104,8 @@ class TraceStore {
   std::size_t bytes() const;
 
  private:
+  // Replaces one of the trace's strings, keeping the byte budget exact.
+  void set_text(Trace& trace, std::string Trace::*field, std::string value);
   void account_locked(Trace& trace, std::ptrdiff_t delta);
   void evict_locked();
 
