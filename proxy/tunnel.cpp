@@ -194,14 +194,9 @@ void Tunnel::do_read(Pump& p) {
         } else {
           p.drained = n < p.buffer_size && n < kStreamingRead;
         }
-        // The socket was empty at that read: only edges from now on count.
-        // Once its end is known, no edge will follow: keep reading.
-        if (p.drained && p.attached()) {
-          if (p.end_pending())
-            p.drained = false;
-          else
-            p.clear_edge();
-        }
+        // The socket was empty at that read: only edges from now on count
+        // (an end already known is wait_readable's to handle).
+        if (p.drained && p.attached()) p.clear_edge();
       }
       return on_read(p, ec, n);
     }
