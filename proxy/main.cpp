@@ -1,13 +1,13 @@
 // wsgate: the proxy binary. Wires options, the shared Gateway, the listener,
 // the admin endpoints and signal handling together; no protocol logic here.
-#include <spdlog/spdlog.h>
-
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
 #include <csignal>
 #include <fstream>
-#include <nlohmann/json.hpp>
 #include <thread>
 #include <vector>
 
@@ -109,18 +109,17 @@ int main(int argc, char** argv) {
   auto listen_port = listener->local_endpoint().port();
   auto admin_port = admin->local_endpoint().port();
   if (!cfg.port_file.empty()) {
-    std::ofstream(cfg.port_file)
-        << nlohmann::json{{"listen", listen_port}, {"admin", admin_port}}.dump() << "\n";
+    std::ofstream(cfg.port_file) << nlohmann::json{{"listen", listen_port}, {"admin", admin_port}}.dump()
+                                 << "\n";
   }
   for (auto& r : cfg.routes)
     spdlog::info("route {} -> {}{}", r.path_prefix, r.upstream.to_string(),
                  r.trace_url_template.empty() ? "" : " (trace " + r.trace_url_template + ")");
-  spdlog::info("wsgate listening on {}:{} ({}), admin on {}:{}, {} threads, tap {}",
-               cfg.listen.host, listen_port, cfg.tls_cert.empty() ? "ws" : "wss", cfg.admin.host,
-               admin_port, cfg.threads,
-               cfg.tap_mode == TapMode::enforce   ? "enforce"
-               : cfg.tap_mode == TapMode::observe ? "observe"
-                                                  : "off");
+  spdlog::info("wsgate listening on {}:{} ({}), admin on {}:{}, {} threads, tap {}", cfg.listen.host,
+               listen_port, cfg.tls_cert.empty() ? "ws" : "wss", cfg.admin.host, admin_port,
+               cfg.threads,
+               cfg.tap_mode == TapMode::enforce ? "enforce"
+               : cfg.tap_mode == TapMode::observe ? "observe" : "off");
 
   listener->run();
   admin->start();

@@ -6,60 +6,36 @@ namespace pm = prometheus;
 
 std::string_view to_string(HandshakeOutcome o) {
   switch (o) {
-    case HandshakeOutcome::ok:
-      return "ok";
-    case HandshakeOutcome::bad_request:
-      return "bad_request";
-    case HandshakeOutcome::version:
-      return "version";
-    case HandshakeOutcome::not_found:
-      return "not_found";
-    case HandshakeOutcome::headers_too_large:
-      return "headers_too_large";
-    case HandshakeOutcome::limit:
-      return "limit";
-    case HandshakeOutcome::rate_limited:
-      return "rate_limited";
-    case HandshakeOutcome::draining:
-      return "draining";
-    case HandshakeOutcome::timeout:
-      return "timeout";
-    case HandshakeOutcome::tls_failed:
-      return "tls_failed";
-    case HandshakeOutcome::client_gone:
-      return "client_gone";
-    case HandshakeOutcome::upstream_connect_failed:
-      return "upstream_connect_failed";
-    case HandshakeOutcome::upstream_timeout:
-      return "upstream_timeout";
-    case HandshakeOutcome::upstream_refused:
-      return "upstream_refused";
-    case HandshakeOutcome::upstream_bad_response:
-      return "upstream_bad_response";
-    case HandshakeOutcome::count_:
-      break;
+    case HandshakeOutcome::ok: return "ok";
+    case HandshakeOutcome::bad_request: return "bad_request";
+    case HandshakeOutcome::version: return "version";
+    case HandshakeOutcome::not_found: return "not_found";
+    case HandshakeOutcome::headers_too_large: return "headers_too_large";
+    case HandshakeOutcome::limit: return "limit";
+    case HandshakeOutcome::rate_limited: return "rate_limited";
+    case HandshakeOutcome::draining: return "draining";
+    case HandshakeOutcome::timeout: return "timeout";
+    case HandshakeOutcome::tls_failed: return "tls_failed";
+    case HandshakeOutcome::client_gone: return "client_gone";
+    case HandshakeOutcome::upstream_connect_failed: return "upstream_connect_failed";
+    case HandshakeOutcome::upstream_timeout: return "upstream_timeout";
+    case HandshakeOutcome::upstream_refused: return "upstream_refused";
+    case HandshakeOutcome::upstream_bad_response: return "upstream_bad_response";
+    case HandshakeOutcome::count_: break;
   }
   return "unknown";
 }
 
 std::string_view to_string(TimeoutKind k) {
   switch (k) {
-    case TimeoutKind::tls_handshake:
-      return "tls_handshake";
-    case TimeoutKind::handshake:
-      return "handshake";
-    case TimeoutKind::upstream_connect:
-      return "upstream_connect";
-    case TimeoutKind::upstream_handshake:
-      return "upstream_handshake";
-    case TimeoutKind::idle:
-      return "idle";
-    case TimeoutKind::close_handshake:
-      return "close_handshake";
-    case TimeoutKind::drain:
-      return "drain";
-    case TimeoutKind::count_:
-      break;
+    case TimeoutKind::tls_handshake: return "tls_handshake";
+    case TimeoutKind::handshake: return "handshake";
+    case TimeoutKind::upstream_connect: return "upstream_connect";
+    case TimeoutKind::upstream_handshake: return "upstream_handshake";
+    case TimeoutKind::idle: return "idle";
+    case TimeoutKind::close_handshake: return "close_handshake";
+    case TimeoutKind::drain: return "drain";
+    case TimeoutKind::count_: break;
   }
   return "unknown";
 }
@@ -151,18 +127,16 @@ ProxyMetrics::ProxyMetrics(pm::Registry& r, std::uint32_t max_private_close_code
     // see the series before the first violation.
     for (std::size_t k = 1; k < tap::kViolationKinds; ++k)
       violations_[d][k] = &violations_family_.Add(
-          {{"direction", dir},
-           {"kind", std::string(tap::to_string(static_cast<tap::Violation>(k)))}});
+          {{"direction", dir}, {"kind", std::string(tap::to_string(static_cast<tap::Violation>(k)))}});
     for (unsigned op = 0; op < 16; ++op)
-      frames_[d][op] = &frames_family_.Add(
-          {{"direction", dir},
-           {"opcode", std::string(tap::opcode_label(static_cast<uint8_t>(op)))}});
+      frames_[d][op] =
+          &frames_family_.Add({{"direction", dir}, {"opcode", std::string(tap::opcode_label(static_cast<uint8_t>(op)))}});
   }
   for (int code = 0; code < 16; ++code)
     for (int who = 0; who < 3; ++who)
-      standard_closes_[code][who] =
-          &closes_family_.Add({{"code", std::to_string(1000 + code)},
-                               {"initiator", std::string(to_string(static_cast<Initiator>(who)))}});
+      standard_closes_[code][who] = &closes_family_.Add(
+          {{"code", std::to_string(1000 + code)},
+           {"initiator", std::string(to_string(static_cast<Initiator>(who)))}});
 }
 
 std::string ProxyMetrics::close_label(std::uint16_t code) {

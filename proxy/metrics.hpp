@@ -21,14 +21,14 @@ namespace wsgate::proxy {
 
 enum class HandshakeOutcome : std::uint8_t {
   ok,
-  bad_request,        // 400
-  version,            // 426
-  not_found,          // 404
-  headers_too_large,  // 431
-  limit,              // 503: connection caps
-  rate_limited,       // per-IP handshake rate: closed at accept
-  draining,           // 503: shutting down
-  timeout,            // client too slow (TLS or upgrade)
+  bad_request,       // 400
+  version,           // 426
+  not_found,         // 404
+  headers_too_large, // 431
+  limit,             // 503: connection caps
+  rate_limited,      // per-IP handshake rate: closed at accept
+  draining,          // 503: shutting down
+  timeout,           // client too slow (TLS or upgrade)
   tls_failed,
   client_gone,
   upstream_connect_failed,  // 502
@@ -40,13 +40,7 @@ enum class HandshakeOutcome : std::uint8_t {
 std::string_view to_string(HandshakeOutcome outcome);
 
 enum class TimeoutKind : std::uint8_t {
-  tls_handshake,
-  handshake,
-  upstream_connect,
-  upstream_handshake,
-  idle,
-  close_handshake,
-  drain,
+  tls_handshake, handshake, upstream_connect, upstream_handshake, idle, close_handshake, drain,
   count_
 };
 std::string_view to_string(TimeoutKind kind);
