@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """Markdown report of one compare.sh run: medians over rounds, per-round
-ratios of wsgate to the better of nginx and HAProxy, memory and handshakes.
+ratios of wsgate to the better of nginx and HAProxy, proxy CPU per round trip
+with the busy fractions of the load and proxy cores, memory and handshakes.
 
 usage: report.py RESULTS_DIR
 """
@@ -32,6 +33,20 @@ def size_label(n):
     return f"{n // 1024} KiB" if n >= 1024 else f"{n} B"
 
 
+SATURATED = 0.95  # load core busy fraction from which throughput says little about the proxy
+
+
+def median_of(per, field):
+    """Median of a numeric field over the rounds that have it, else None."""
+    vals = [per[r][field] for r in sorted(per) if isinstance(per[r].get(field), (int, float))]
+    return statistics.median(vals) if vals else None
+
+
+def case_label(key):
+    scheme, size, conns = key
+    return f"{scheme} {size_label(size)} x {conns}"
+
+
 def main():
     d = sys.argv[1]
     problems = []
@@ -51,6 +66,8 @@ def main():
         r = load(p)
         if r.get("failed") or r.get("errors", 0) or not r.get("messages"):
             problems.append(f"{os.path.basename(p)}: errors={r.get('errors')} {r.get('error_samples', r)}")
+        elif (r.get("cpu_sample") or {}).get("problem"):
+            problems.append(f"{os.path.basename(p)}: CPU sample: {r['cpu_sample']['problem']}")
         tput.setdefault((scheme, size, conns), {}).setdefault(t, {})[rnd] = r
 
     present = [t for t in ORDER if any(t in v for v in tput.values())]
@@ -101,6 +118,68 @@ def main():
         if "wsgate" not in present:
             print("\nwsgate: not measured (binary missing or did not start).")
         print()
+
+        # Cells where the load core was saturated while a proxy was measured:
+        # median over every (proxy target, round) run of the cell.
+        saturated = []
+        for key in sorted(tput, key=lambda k: (k[1], k[0])):
+            busy = [r["load_core_busy"] for t, per in tput[key].items() if t != "direct"
+                    for r in per.values() if isinstance(r.get("load_core_busy"), (int, float))]
+            if busy and statistics.median(busy) >= SATURATED:
+                saturated.append(f"{case_label(key)} ({statistics.median(busy):.2f})")
+        if saturated:
+            print(f"Load core >= {SATURATED * 100:.0f} % busy (median over the proxied runs) in "
+                  f"{', '.join(saturated)} — load core saturated: throughput is bound by the load "
+                  f"generator and echo, not the proxy; compare proxy CPU per message.\n")
+
+        cpu_present = [t for t in present
+                       if any(isinstance(r.get(f), (int, float)) for v in tput.values()
+                              for r in v.get(t, {}).values()
+                              for f in ("proxy_cpu_us_per_msg", "load_core_busy"))]
+        if cpu_present:
+            print(f"### Proxy CPU per round trip (µs of proxy user+system CPU per message, median of "
+                  f"{len(rounds)} round(s); lower is better)\n")
+            print("(cores L / P) = busy fraction of the load core (generator + echo) and of the proxy "
+                  "core over the measured window, median of the rounds. direct has no proxy.\n")
+            has_wc = "wsgate" in cpu_present and ("nginx" in cpu_present or "haproxy" in cpu_present)
+            head = ["case"] + [LABEL[t] for t in cpu_present]
+            if has_wc:
+                head += ["wsgate ÷ best(nginx, HAProxy) per round (lower is better)"]
+            if "wsgate" in cpu_present and "wsgate-tapoff" in cpu_present:
+                head += ["tap CPU cost"]
+            print("| " + " | ".join(head) + " |")
+            print("|" + "---|" * len(head))
+            for key in sorted(tput, key=lambda k: (k[1], k[0])):
+                row = [case_label(key)]
+                cpu = {}
+                for t in cpu_present:
+                    per = tput[key].get(t, {})
+                    if not per:
+                        row.append("n/a")
+                        continue
+                    cpu[t] = median_of(per, "proxy_cpu_us_per_msg")
+                    lb, pb = median_of(per, "load_core_busy"), median_of(per, "proxy_core_busy")
+                    fig = "—" if t == "direct" else (f"{cpu[t]:.1f} µs" if cpu[t] is not None else "n/a")
+                    cores = (f" (cores {lb:.2f} / {pb:.2f})" if lb is not None and pb is not None
+                             else "")
+                    row.append(fig + cores)
+                if has_wc:
+                    ratios = []
+                    for r in rounds:
+                        w = tput[key].get("wsgate", {}).get(r, {}).get("proxy_cpu_us_per_msg")
+                        peers = [tput[key].get(x, {}).get(r, {}).get("proxy_cpu_us_per_msg")
+                                 for x in ("nginx", "haproxy")]
+                        peers = [v for v in peers if isinstance(v, (int, float)) and v > 0]
+                        ratios.append(f"{w / min(peers):.2f}" if isinstance(w, (int, float)) and peers
+                                      else "n/a")
+                    row.append(" ".join(ratios))
+                if "wsgate" in cpu_present and "wsgate-tapoff" in cpu_present:
+                    if cpu.get("wsgate") is not None and cpu.get("wsgate-tapoff"):
+                        row.append(f"{(cpu['wsgate'] / cpu['wsgate-tapoff'] - 1) * 100:+.1f} %")
+                    else:
+                        row.append("n/a")
+                print("| " + " | ".join(row) + " |")
+            print()
 
     conn = {}
     for p in glob.glob(os.path.join(d, "connect-*.json")):
