@@ -63,6 +63,20 @@ class AnyStream {
       plain_->async_write_some(buffers, std::forward<Handler>(handler));
   }
 
+  // One write attempt now, without Asio's write operation: the relay's
+  // common case, a message the socket takes whole, then costs only the send.
+  // would_block / in_progress: nothing more went (always so for a wss://
+  // upstream, whose asio::ssl::stream has no such call); finish with
+  // async_write_some. Plain sockets must be non-blocking (the tunnel sets it).
+  std::size_t try_write_some(boost::asio::const_buffer b, boost::system::error_code& ec) {
+    if (server_tls_) return server_tls_->try_write_some(b, ec);
+    if (tls_) {
+      ec = boost::asio::error::would_block;
+      return 0;
+    }
+    return plain_->write_some(b, ec);
+  }
+
   // Ends the write side: TCP FIN on plain streams; on TLS the socket's send
   // side too (a close_notify exchange could stall on a dead peer).
   void shutdown_send() {

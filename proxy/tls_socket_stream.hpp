@@ -117,6 +117,28 @@ class TlsSocketStream {
     return 0;
   }
 
+  // One write attempt now (partial writes are on). would_block: the socket
+  // is full; in_progress: OpenSSL must read first. Either way nothing was
+  // taken, and async_write_some picks up the same bytes.
+  std::size_t try_write_some(boost::asio::const_buffer b, error_code& ec) {
+    std::size_t n = 0;
+    clear_stale_errors();
+    errno = 0;
+    int r = SSL_write_ex(ssl_, b.data(), b.size(), &n);
+    if (r == 1) {
+      ec = {};
+      return n;
+    }
+    int err = SSL_get_error(ssl_, r);
+    if (err == SSL_ERROR_WANT_WRITE)
+      ec = boost::asio::error::would_block;
+    else if (err == SSL_ERROR_WANT_READ)
+      ec = boost::asio::error::in_progress;
+    else
+      ec = to_error(err);
+    return 0;
+  }
+
  private:
   // SSL_get_error reads this thread's error queue, so it must be empty
   // before each call. It nearly always is already, and ERR_clear_error

@@ -58,6 +58,8 @@ class Tunnel : public LiveSession, public std::enable_shared_from_this<Tunnel> {
     std::string early;  // bytes that arrived with the handshake
 
     bool reading = false;
+    bool in_read_loop = false;  // do_read is on the stack
+    bool read_again = false;    // ...and was asked to read once more
     // The last read emptied the socket of a small message (plain TCP: it
     // came back short, under kStreamingRead; the listener's TLS: likewise
     // OpenSSL's last read(), and nothing is pending in SSL). Its sender is
@@ -110,6 +112,7 @@ class Tunnel : public LiveSession, public std::enable_shared_from_this<Tunnel> {
   Pump& other(Pump& p) { return &p == &c2u_ ? u2c_ : c2u_; }
 
   void do_read(Pump& p);
+  void read_step(Pump& p);
   void wait_readable(Pump& p);
   void on_readable(Pump& p, boost::system::error_code ec);
   void on_edge(Pump& p);

@@ -34,6 +34,11 @@ async def process_request(path, headers):
     return None
 
 
+def flood_payload(i, size):
+    block = hashlib.sha256(str(i).encode()).digest()
+    return (block * (size // len(block) + 1))[:size]
+
+
 async def handler(ws, path):
     cid = ws.request_headers.get("X-Correlation-ID", "")
     try:
@@ -59,6 +64,15 @@ async def handler(ws, path):
             ws.transport.write(b"\x88\x05\x03\xe8bye")  # close 1000 "bye"
             ws.transport.write_eof()
             await asyncio.sleep(10)
+            return
+        if path.startswith("/flood/"):
+            # COUNT binary messages of SIZE bytes, as fast as the proxy takes
+            # them; message i is flood_payload(i, SIZE).
+            count, size = (int(x) for x in path.split("/")[2:4])
+            await ws.recv()
+            for i in range(count):
+                await ws.send(flood_payload(i, size))
+            await ws.wait_closed()
             return
         if path.startswith("/die-midframe"):
             await ws.recv()

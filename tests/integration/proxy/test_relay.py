@@ -9,6 +9,7 @@ import time
 
 import websockets
 
+from upstream import flood_payload
 from wsgate_harness import (FrameReader, close_payload, frame, metric, metrics, raw_connect, read_http_response,
                             upgrade_request, wait_for)
 
@@ -53,6 +54,32 @@ def test_random_messages_round_trip_by_hash(upstream, proxy_factory):
     # edge-triggered set, its wait queued in Asio's reactor.
     assert "edge-triggered epoll set (queued in Asio's reactor)" in proxy.logs()
     assert metric(admin, "wsgate_edge_poller_fallbacks_total") == 0
+
+
+def test_reader_that_stalls_still_gets_every_byte_in_order(upstream, proxy_factory):
+    # The proxy sends each chunk at once when the socket takes it and hands
+    # the rest to an asynchronous write when it does not: a client that stops
+    # reading fills its socket, so most chunks take the second way.
+    proxy = proxy_factory(f"ws://127.0.0.1:{upstream.ws}")
+    count, size = 64, 256 * 1024
+    sock = socket.create_connection(("127.0.0.1", proxy.ports["listen"]), timeout=20)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    sock.sendall(upgrade_request(f"/flood/{count}/{size}"))
+    status, _, rest = read_http_response(sock)
+    assert status == 101
+    sock.sendall(frame(0x2, b"go"))
+    time.sleep(1.5)  # the proxy's writes to us fill the socket and wait
+    reader = FrameReader(sock, rest)
+    for i in range(count):
+        fin, op, payload = reader.read()
+        assert (fin, op, len(payload)) == (True, 0x2, size), i
+        assert payload == flood_payload(i, size), f"message {i} corrupted"
+    sock.sendall(frame(0x8, close_payload(1000)))
+    assert reader.read_close()[0] == 1000
+    sock.close()
+    admin = proxy.ports["admin"]
+    wait_for(lambda: metric(admin, "wsgate_connections_active") == 0, what="session end")
+    assert metric(admin, "wsgate_frames_total", direction="upstream_to_client", opcode="binary") == count
 
 
 def test_fragmented_message_with_pings_in_between(upstream, proxy_factory):
