@@ -1,30 +1,40 @@
 #pragma once
 // Readability of the tunnel's sockets, tracked the way nginx tracks it: each
-// socket sits once, edge-triggered and with EPOLLRDHUP, in an epoll set of
-// our own, and a flag per socket remembers whether data came since the last
-// read that emptied it. A pump that finds its socket empty parks on that flag
-// at no cost; it is woken by the next edge.
+// socket is registered once, edge-triggered and with EPOLLRDHUP, and a flag
+// per socket remembers whether data came since the last read that emptied
+// it. A pump that finds its socket empty parks on that flag at no cost; it
+// is woken by the next edge.
 //
 // Why: through Asio every wait for readability costs a syscall, an
 // EPOLL_CTL_MOD re-arm for async_wait or an EAGAIN recv for async_read_some
 // (Boost 1.81 skips that recv only after EOF). That was one syscall in three
-// per small-message round trip. Here the cost per wait is a share of one
-// epoll_wait on our set plus the re-arm of the set's own descriptor in Asio's
-// reactor, shared by every socket that became ready in the same turn.
+// per small-message round trip.
+//
+// How: the registration is Asio's own (its epoll set is edge-triggered
+// already). A watch puts an operation of ours in the socket's read queue and
+// keeps one there for the socket's life, so the reactor never re-arms it;
+// every event runs that operation, which records the edge and wakes a
+// parked pump. The fourth session kept a second epoll set of our own
+// instead, nested in Asio's: two epoll_waits per turn, and every event
+// delivered to both sets.
 //
 // Why EPOLLRDHUP: a FIN that arrives with the last data makes no edge of its
 // own, so after a short read only the RDHUP bit says the next read would
-// find the end rather than EAGAIN (Asio registers without it, which is why
-// this cannot live in Asio's own epoll set).
+// find the end rather than EAGAIN. The watch adds it to the socket's
+// registration (Asio's own mask lacks it) and reads it off the event.
 //
-// Single-threaded: the poller and every socket it watches belong to one I/O
-// thread (--threads 1). The set is drained inside a handler on that thread,
-// so no edge is processed between a read and the flag update that follows.
-#include <sys/epoll.h>
-
-#include <array>
+// The operation reaches into Boost 1.81's epoll reactor, and queueing one
+// from inside the reactor is safe only without per-descriptor locks: the
+// one-thread io_context made with BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO
+// (--threads 1). Anywhere else available() is false and tunnels wait through
+// Asio.
+//
+// Rule for users: while a socket is watched, nothing may wait in its read
+// queue for readiness the socket already has (no async_read_some on it; an
+// async_wait only for more than is there, e.g. the rest of a TLS record),
+// since the queue is never empty and so never re-armed.
+#include <boost/asio/ip/tcp.hpp>
 #include <boost/system/error_code.hpp>
-#include <memory>
 
 namespace boost::asio {
 class io_context;
@@ -39,7 +49,7 @@ class EdgePoller {
     Watch() = default;
     Watch(const Watch&) = delete;
     Watch& operator=(const Watch&) = delete;
-    virtual ~Watch() { detach(); }
+    virtual ~Watch();
 
     bool attached() const { return attached_; }
     // Data, an end or an error arrived since the last clear_edge().
@@ -50,11 +60,14 @@ class EdgePoller {
     // Call right after a read that left the socket empty (short, or EAGAIN):
     // only edges from then on say there is more.
     void clear_edge() { edge_ = false; }
+    // A read found EAGAIN although an end was pending: it was a transient
+    // error (EPOLLERR, reported once); edges come again.
+    void clear_end_pending() { end_pending_ = false; }
     // on_edge() runs once, on the next edge.
     void park() { parked_ = true; }
     bool parked() const { return parked_; }
-    // Stop delivering edges (before the socket closes; the close itself
-    // takes the socket out of the set).
+    // Stop delivering edges (before the socket closes; the close takes the
+    // watch's operation out of the reactor).
     void detach();
 
    protected:
@@ -62,42 +75,32 @@ class EdgePoller {
 
    private:
     friend class EdgePoller;
+    friend struct WatchAccess;
     bool attached_ = false;
     bool edge_ = true;  // nothing read yet: the first read goes ahead
     bool end_pending_ = false;
     bool parked_ = false;
+    bool completion_pending_ = false;  // an event's completion has not run yet
+    void* queued_op_ = nullptr;        // ours, in the socket's read queue
+    void* completing_op_ = nullptr;    // performed, its completion still to run
+    void* spare_op_ = nullptr;         // completed, reused for the next event
   };
 
   explicit EdgePoller(boost::asio::io_context& ioc);
-  ~EdgePoller();
   EdgePoller(const EdgePoller&) = delete;
   EdgePoller& operator=(const EdgePoller&) = delete;
 
-  // False when the set could not be created; then add() always fails.
-  bool ok() const;
-  // Starts draining the set (call once, before run()).
-  void start();
-  // Watches `fd` until it closes. False (errno kept): the caller waits
-  // through Asio instead.
-  bool add(int fd, Watch& w);
-  // True when the set's wait stays queued in Asio's reactor (no re-arm per
-  // turn); false when each turn re-arms it through async_wait.
-  bool queued_wait() const { return queued_wait_; }
-
-  // Delivers every queued edge (runs on the I/O thread, from the set's wait).
-  void drain_set();
-
-  struct Impl;
+  // This build and this io_context allow watches (Boost 1.81's epoll
+  // reactor, one thread, unlocked reactor I/O).
+  static bool available(boost::asio::io_context& ioc);
+  bool ok() const { return ok_; }
+  // Watches `socket` (open, registered with Asio) until it closes. False
+  // (errno set): the caller waits through Asio instead.
+  bool add(boost::asio::ip::tcp::socket& socket, Watch& w);
 
  private:
-  static constexpr int kBatch = 64;
-  void do_wait();
-  void on_ready(boost::system::error_code ec);
-  static void forget(Watch* w);
-
-  std::unique_ptr<Impl> impl_;
-  bool queued_wait_ = false;
-  std::array<epoll_event, kBatch> events_{};
+  boost::asio::io_context& ioc_;
+  bool ok_;
 };
 
 }  // namespace wsgate::proxy

@@ -75,8 +75,6 @@ int main(int argc, char** argv) {
   // cost time; the scheduler keeps its lock for the incident writer's posts.
   net::io_context ioc(options->config.threads == 1 ? BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO
                                                    : static_cast<int>(options->config.threads));
-  // Declared after the io_context, so it closes its set while the reactor
-  // still stands.
   std::unique_ptr<EdgePoller> edge_poller;
   std::shared_ptr<Listener> listener;
   std::unique_ptr<AdminServer> admin;
@@ -123,11 +121,11 @@ int main(int argc, char** argv) {
 
   listener->run();
   admin->start();
-  if (gateway->edge_poller()) {
-    edge_poller->start();
-    spdlog::info("tunnel sockets: edge-triggered epoll set ({})",
-                 edge_poller->queued_wait() ? "queued in Asio's reactor" : "re-armed each turn");
-  }
+  if (gateway->edge_poller())
+    spdlog::info("tunnel sockets: edge-triggered in Asio's epoll set, one operation per socket "
+                 "that is never re-armed");
+  else if (cfg.threads == 1)
+    spdlog::info("tunnel sockets: wait through Asio (no edge watch on this build)");
 
   net::signal_set stop_signals(ioc, SIGINT, SIGTERM);
   auto drain_timer = std::make_shared<net::steady_timer>(ioc);

@@ -78,7 +78,7 @@ ProxyMetrics::ProxyMetrics(pm::Registry& r, std::uint32_t max_private_close_code
       edge_poller_fallbacks(pm::BuildCounter()
                                 .Name("wsgate_edge_poller_fallbacks_total")
                                 .Help("Tunnel sockets left to Asio's waits because the "
-                                      "edge-triggered epoll set refused them")
+                                      "edge watch could not take them")
                                 .Register(r)
                                 .Add({})),
       handshakes_family_(pm::BuildCounter()

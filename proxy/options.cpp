@@ -63,7 +63,7 @@ std::optional<ProxyOptions> parse_options(int argc, char** argv, int& exit_code)
   app.add_option("--trace-fetch-timeout-ms", trace_fetch_ms, "Backend trace fetch timeout")->capture_default_str();
   app.add_option("--log-format", log_format, "Log line format")->check(CLI::IsMember({"json", "text"}))->capture_default_str();
   app.add_option("--log-level", log_level, "trace|debug|info|warn|error|critical|off")->check(CLI::IsMember({"trace", "debug", "info", "warn", "warning", "error", "critical", "off"}))->capture_default_str();
-  app.add_option("--threads", threads, "I/O threads (default: hardware threads); 1 runs without strands or reactor locks and tracks tunnel sockets in an edge-triggered epoll set of its own, the least CPU per message")->check(CLI::Range(1u, 256u))->capture_default_str();
+  app.add_option("--threads", threads, "I/O threads (default: hardware threads); 1 runs without strands or reactor locks and waits for tunnel sockets edge-triggered, without re-arming them: the least CPU per message")->check(CLI::Range(1u, 256u))->capture_default_str();
   app.add_option("--tap-mode", tap_mode, "Frame tap: enforce (close on violations), observe (count only), off")->check(CLI::IsMember({"enforce", "observe", "off"}))->capture_default_str();
   app.add_option("--max-message-bytes", c.max_message_bytes, "Per-message size cap enforced by the tap")->capture_default_str();
   app.add_option("--max-fragments", c.max_fragments_per_message, "Frames per message cap")->capture_default_str();

@@ -129,7 +129,7 @@ void Tunnel::start() {
     // Each socket is read by one pump. asio::ssl::stream reads ahead into
     // buffers of its own, which the socket's readiness cannot speak for.
     for (Pump* p : {&c2u_, &u2c_})
-      if (!p->from.is_upstream_tls() && !poller->add(p->from.socket().native_handle(), *p)) {
+      if (!p->from.is_upstream_tls() && !poller->add(p->from.socket(), *p)) {
         WSG_LOG(spdlog::level::warn, summary_.correlation_id,
                 "edge poller: cannot watch a socket ({}); it waits through Asio",
                 std::strerror(errno));
@@ -230,7 +230,12 @@ void Tunnel::read_step(Pump& p) {
       }
       return on_read(p, ec, n);
     }
-    if (!p.drained && p.attached()) p.clear_edge();  // this read found nothing
+    if (!p.drained && p.attached()) {
+      // This read found nothing. An end announced by EPOLLERR was an error
+      // reported once (the read would have returned it): edges come again.
+      p.clear_edge();
+      p.clear_end_pending();
+    }
     BufferPool::give(std::move(p.buffer), p.buffer_size);
   } else if (p.from.is_server_tls() && p.from.server_tls().has_pending()) {
     p.buffer = BufferPool::take(p.buffer_size);
@@ -241,10 +246,11 @@ void Tunnel::read_step(Pump& p) {
 
 void Tunnel::wait_readable(Pump& p) {
   p.reading = true;
-  if (p.attached() && !p.end_pending()) {
+  if (p.attached()) {
     // No read has left the socket empty since its last edge (the session's
-    // first read, say): read now.
-    if (p.edge()) return on_edge(p);
+    // first read, say), or an end is known that no edge will announce:
+    // read now.
+    if (p.edge() || p.end_pending()) return on_edge(p);
     p.parked_owner = shared_from_this();
     p.park();
     return;

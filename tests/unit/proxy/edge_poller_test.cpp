@@ -10,6 +10,8 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <string>
+#include <vector>
 
 using wsgate::proxy::EdgePoller;
 namespace net = boost::asio;
@@ -53,16 +55,11 @@ struct Connection {
   }
 };
 
-// The queued set wait needs the unlocked single-thread io_context main()
-// makes for --threads 1; a locking one takes the async_wait path.
-class EdgePollerTest : public ::testing::TestWithParam<bool> {
+// Watches need the unlocked single-thread io_context main() makes for
+// --threads 1.
+class EdgePollerTest : public ::testing::Test {
  protected:
-  EdgePollerTest()
-      : ioc_(GetParam() ? BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO : 1),
-        poller_(std::make_unique<EdgePoller>(ioc_)) {
-    poller_->start();
-  }
-  ~EdgePollerTest() override { poller_.reset(); }  // before the io_context
+  EdgePollerTest() : ioc_(BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO), poller_(ioc_) {}
 
   bool run_until(const std::function<bool()>& done, std::chrono::milliseconds limit = 3s) {
     auto deadline = std::chrono::steady_clock::now() + limit;
@@ -76,18 +73,26 @@ class EdgePollerTest : public ::testing::TestWithParam<bool> {
     ioc_.restart();
     ioc_.run_for(d);
   }
-  void watch(Connection& c) { ASSERT_TRUE(poller_->add(c.watched.native_handle(), c.watch)); }
+  void watch(Connection& c) { ASSERT_TRUE(poller_.add(c.watched, c.watch)); }
 
   net::io_context ioc_;
-  std::unique_ptr<EdgePoller> poller_;
+  EdgePoller poller_;
 };
 
-TEST_P(EdgePollerTest, TakesTheWaitPathTheIoContextAllows) {
-  ASSERT_TRUE(poller_->ok());
-  EXPECT_EQ(poller_->queued_wait(), GetParam());
+TEST(EdgePollerAvailability, OnlyTheUnlockedOneThreadIoContext) {
+  net::io_context unlocked(BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO);
+  net::io_context one(1);
+  net::io_context two(2);
+  EXPECT_TRUE(EdgePoller::available(unlocked));
+  EXPECT_FALSE(EdgePoller::available(one));
+  EXPECT_FALSE(EdgePoller::available(two));
+  Connection c(two);
+  EdgePoller locked(two);
+  EXPECT_FALSE(locked.add(c.watched, c.watch));
+  EXPECT_FALSE(c.watch.attached());
 }
 
-TEST_P(EdgePollerTest, ParkedWatchWakesOnNewData) {
+TEST_F(EdgePollerTest, ParkedWatchWakesOnNewData) {
   Connection c(ioc_);
   watch(c);
   EXPECT_TRUE(c.watch.attached());
@@ -104,7 +109,7 @@ TEST_P(EdgePollerTest, ParkedWatchWakesOnNewData) {
   EXPECT_EQ(c.drain(), 5u);
 }
 
-TEST_P(EdgePollerTest, UnparkedWatchOnlyRecordsTheEdge) {
+TEST_F(EdgePollerTest, UnparkedWatchOnlyRecordsTheEdge) {
   Connection c(ioc_);
   watch(c);
   c.watch.clear_edge();
@@ -113,7 +118,7 @@ TEST_P(EdgePollerTest, UnparkedWatchOnlyRecordsTheEdge) {
   EXPECT_EQ(c.edges, 0);
 }
 
-TEST_P(EdgePollerTest, EachNewArrivalWakesAgain) {
+TEST_F(EdgePollerTest, EachNewArrivalWakesAgain) {
   Connection c(ioc_);
   watch(c);
   for (int round = 1; round <= 3; ++round) {
@@ -135,7 +140,7 @@ TEST_P(EdgePollerTest, EachNewArrivalWakesAgain) {
 // The case Asio's own registration cannot see: the FIN comes with the last
 // data, so no edge follows the read that takes the data. Only end_pending
 // tells the pump to read once more and find the end.
-TEST_P(EdgePollerTest, FinWithTheLastDataSetsEndPending) {
+TEST_F(EdgePollerTest, FinWithTheLastDataSetsEndPending) {
   Connection c(ioc_);
   watch(c);
   c.watch.clear_edge();
@@ -151,7 +156,7 @@ TEST_P(EdgePollerTest, FinWithTheLastDataSetsEndPending) {
   EXPECT_EQ(ec, net::error::eof);
 }
 
-TEST_P(EdgePollerTest, DetachedWatchIsNotWoken) {
+TEST_F(EdgePollerTest, DetachedWatchIsNotWoken) {
   Connection c(ioc_);
   watch(c);
   c.watch.clear_edge();
@@ -163,11 +168,11 @@ TEST_P(EdgePollerTest, DetachedWatchIsNotWoken) {
   EXPECT_EQ(c.edges, 0);
 }
 
-// Two sessions become readable in one batch and the first one woken ends
-// the other (its Watch and socket go away). The second entry of the batch
-// must not reach the freed Watch: under ASan a miss is a use-after-free, and
+// Two sessions become readable in one reactor pass and the first one woken
+// ends the other (its Watch and socket go away). The second socket's
+// operation must not reach the freed Watch: under ASan a miss is a use-after-free, and
 // without ASan its on_edge would count.
-TEST_P(EdgePollerTest, SessionEndedEarlierInTheBatchIsSkipped) {
+TEST_F(EdgePollerTest, SessionEndedByAnEarlierWakeIsNotReached) {
   auto a = std::make_unique<Connection>(ioc_);
   auto b = std::make_unique<Connection>(ioc_);
   watch(*a);
@@ -182,22 +187,99 @@ TEST_P(EdgePollerTest, SessionEndedEarlierInTheBatchIsSkipped) {
   b->watch.then = [&] { a.reset(); };
   a->send("1");
   b->send("2");
-  // Both edges queue before the set is drained once.
+  // Both sockets become readable in one reactor pass.
   run_until([&] { return total > 0; });
   run_for(100ms);
   EXPECT_EQ(total, 1);
   EXPECT_NE(a == nullptr, b == nullptr);
 }
 
-TEST_P(EdgePollerTest, AddFailsForANonSocket) {
+TEST_F(EdgePollerTest, AddFailsForAClosedSocket) {
   CountingWatch w;
   int edges = 0;
   w.edges = &edges;
-  EXPECT_FALSE(poller_->add(-1, w));
+  tcp::socket closed(ioc_);
+  EXPECT_FALSE(poller_.add(closed, w));
   EXPECT_FALSE(w.attached());
 }
 
-INSTANTIATE_TEST_SUITE_P(WaitPaths, EdgePollerTest, ::testing::Values(true, false),
-                         [](const auto& p) { return p.param ? "queued" : "async_wait"; });
+// The watch keeps its operation in the socket's read queue; an Asio wait
+// queued behind it (the listener's TLS waits so for the rest of a record)
+// must still complete when data comes.
+TEST_F(EdgePollerTest, AsioReadWaitBehindTheWatchCompletes) {
+  Connection c(ioc_);
+  watch(c);
+  c.drain();
+  c.watch.clear_edge();
+  bool waited = false;
+  c.watched.async_wait(tcp::socket::wait_read, [&](boost::system::error_code ec) {
+    EXPECT_FALSE(ec);
+    waited = true;
+  });
+  run_for(50ms);
+  EXPECT_FALSE(waited);
+  c.send("more");
+  ASSERT_TRUE(run_until([&] { return waited; }));
+  EXPECT_TRUE(c.watch.edge());
+}
+
+// Asio re-registers the socket when a write has to wait for EPOLLOUT; the
+// watch's EPOLLRDHUP must survive that, or a FIN with the last data goes
+// unseen again.
+TEST_F(EdgePollerTest, RdhupSurvivesAsiosEpolloutRegistration) {
+  Connection c(ioc_);
+  watch(c);
+  c.peer.set_option(net::socket_base::receive_buffer_size(64 * 1024));
+  std::string big(4 << 20, 'x');
+  bool written = false;
+  net::async_write(c.watched, net::buffer(big), [&](boost::system::error_code ec, std::size_t) {
+    EXPECT_FALSE(ec);
+    written = true;
+  });
+  run_for(50ms);
+  ASSERT_FALSE(written) << "the write never had to wait";
+  std::vector<char> sink(1 << 20);
+  c.peer.non_blocking(true);
+  auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (!written && std::chrono::steady_clock::now() < deadline) {
+    boost::system::error_code ec;
+    c.peer.read_some(net::buffer(sink), ec);
+    run_for(1ms);
+  }
+  ASSERT_TRUE(written);
+  c.peer.non_blocking(false);
+  c.drain();
+  c.watch.clear_edge();
+  c.watch.park();
+  c.send("bye");
+  c.peer.shutdown(tcp::socket::shutdown_send);
+  ASSERT_TRUE(run_until([&] { return c.watch.end_pending(); }));
+}
+
+// A socket closed under a watch that was never detached, and an io_context
+// destroyed before its watches: the watch must not reach its freed
+// operation afterwards (ASan).
+TEST_F(EdgePollerTest, SocketClosedBeforeDetach) {
+  Connection c(ioc_);
+  watch(c);
+  c.watched.close();
+  run_for(20ms);
+  c.watch.detach();
+  EXPECT_FALSE(c.watch.attached());
+}
+
+TEST(EdgePollerLifetime, IoContextGoesFirst) {
+  CountingWatch w;
+  int edges = 0;
+  w.edges = &edges;
+  {
+    net::io_context ioc(BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO);
+    EdgePoller poller(ioc);
+    Connection c(ioc);
+    ASSERT_TRUE(poller.add(c.watched, w));
+  }
+  w.detach();
+  EXPECT_EQ(edges, 0);
+}
 
 }  // namespace
