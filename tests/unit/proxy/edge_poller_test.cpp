@@ -229,7 +229,9 @@ TEST_F(EdgePollerTest, AsioReadWaitBehindTheWatchCompletes) {
 TEST_F(EdgePollerTest, RdhupSurvivesAsiosEpolloutRegistration) {
   Connection c(ioc_);
   watch(c);
+  // Fixed buffers far smaller than the write (loopback autotunes to MiBs).
   c.peer.set_option(net::socket_base::receive_buffer_size(64 * 1024));
+  c.watched.set_option(net::socket_base::send_buffer_size(64 * 1024));
   std::string big(4 << 20, 'x');
   bool written = false;
   net::async_write(c.watched, net::buffer(big), [&](boost::system::error_code ec, std::size_t) {
