@@ -100,43 +100,16 @@ class TlsSocketStream {
   // One read attempt now. would_block: wait for readability; in_progress:
   // OpenSSL must write first (use async_read_some).
   std::size_t try_read_some(boost::asio::mutable_buffer b, error_code& ec) {
-    std::size_t n = 0;
-    clear_stale_errors();
-    int r = SSL_read_ex(ssl_, b.data(), b.size(), &n);
-    if (r == 1) {
-      ec = {};
-      return n;
-    }
-    int err = SSL_get_error(ssl_, r);
-    if (err == SSL_ERROR_WANT_READ)
-      ec = boost::asio::error::would_block;
-    else if (err == SSL_ERROR_WANT_WRITE)
-      ec = boost::asio::error::in_progress;
-    else
-      ec = to_error(err);
-    return 0;
+    return try_once([b](SSL* s, std::size_t& n) { return SSL_read_ex(s, b.data(), b.size(), &n); },
+                    SSL_ERROR_WANT_READ, ec);
   }
 
   // One write attempt now (partial writes are on). would_block: the socket
   // is full; in_progress: OpenSSL must read first. Either way nothing was
   // taken, and async_write_some picks up the same bytes.
   std::size_t try_write_some(boost::asio::const_buffer b, error_code& ec) {
-    std::size_t n = 0;
-    clear_stale_errors();
-    errno = 0;
-    int r = SSL_write_ex(ssl_, b.data(), b.size(), &n);
-    if (r == 1) {
-      ec = {};
-      return n;
-    }
-    int err = SSL_get_error(ssl_, r);
-    if (err == SSL_ERROR_WANT_WRITE)
-      ec = boost::asio::error::would_block;
-    else if (err == SSL_ERROR_WANT_READ)
-      ec = boost::asio::error::in_progress;
-    else
-      ec = to_error(err);
-    return 0;
+    return try_once([b](SSL* s, std::size_t& n) { return SSL_write_ex(s, b.data(), b.size(), &n); },
+                    SSL_ERROR_WANT_WRITE, ec);
   }
 
  private:
@@ -146,6 +119,28 @@ class TlsSocketStream {
   // that holds something.
   static void clear_stale_errors() {
     if (ERR_peek_error() != 0) ERR_clear_error();
+  }
+
+  // `call` once. OpenSSL asking for the call's own direction is would_block,
+  // for the other one in_progress.
+  template <class Call>
+  std::size_t try_once(Call call, int own_want, error_code& ec) {
+    std::size_t n = 0;
+    clear_stale_errors();
+    errno = 0;  // SSL_ERROR_SYSCALL with errno 0 is a truncated stream (to_error)
+    int r = call(ssl_, n);
+    if (r == 1) {
+      ec = {};
+      return n;
+    }
+    int err = SSL_get_error(ssl_, r);
+    if (err == own_want)
+      ec = boost::asio::error::would_block;
+    else if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE)
+      ec = boost::asio::error::in_progress;
+    else
+      ec = to_error(err);
+    return 0;
   }
 
   void watch_socket_reads() {
