@@ -96,21 +96,18 @@ struct WatchAccess {
   static WatchOp* take_spare(EdgePoller::Watch& w) {
     return static_cast<WatchOp*>(std::exchange(w.spare_op_, nullptr));
   }
-  static EdgePoller::Watch& watch_of(WatchOp* op) { return *op->watch; }
   static bool performed(EdgePoller::Watch& w, std::uint32_t events, WatchOp* op) {
     w.edge_ = true;
     if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) w.end_pending_ = true;
     // The successor, run in the same pass: the completion already on its
     // way wakes the pump.
-    if (w.completion_pending_) return false;
-    w.completion_pending_ = true;
+    if (w.completing_op_) return false;
     w.completing_op_ = op;
     return true;
   }
   // The completion of `op`: it becomes the spare; a parked pump is woken
   // (last, since the pump may end its session and so the watch).
   static void completed(EdgePoller::Watch& w, WatchOp* op) {
-    w.completion_pending_ = false;
     w.completing_op_ = nullptr;
     delete static_cast<WatchOp*>(w.spare_op_);
     w.spare_op_ = op;
@@ -122,16 +119,12 @@ struct WatchAccess {
   // destroyed): the watch must not point at it any more.
   static void lost(EdgePoller::Watch& w, WatchOp* op) {
     if (w.queued_op_ == op) w.queued_op_ = nullptr;
-    if (w.completing_op_ == op) {
-      w.completing_op_ = nullptr;
-      w.completion_pending_ = false;
-    }
+    if (w.completing_op_ == op) w.completing_op_ = nullptr;
   }
   static void detach(EdgePoller::Watch& w) {
     for (void* p : {w.queued_op_, w.completing_op_})
       if (p) static_cast<WatchOp*>(p)->watch = nullptr;  // it frees itself when it runs
     w.queued_op_ = w.completing_op_ = nullptr;
-    w.completion_pending_ = false;
     delete static_cast<WatchOp*>(std::exchange(w.spare_op_, nullptr));
   }
 };
@@ -166,11 +159,11 @@ void WatchOp::complete(void* owner, detail::scheduler_operation* base,
   if (owner == nullptr || op->ec_) {
     // The io_context is being destroyed, or the socket closed under a watch
     // that was never detached.
-    WatchAccess::lost(WatchAccess::watch_of(op), op);
+    WatchAccess::lost(*op->watch, op);
     delete op;
     return;
   }
-  WatchAccess::completed(WatchAccess::watch_of(op), op);
+  WatchAccess::completed(*op->watch, op);
 }
 #endif
 

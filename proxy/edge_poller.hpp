@@ -80,10 +80,9 @@ class EdgePoller {
     bool edge_ = true;  // nothing read yet: the first read goes ahead
     bool end_pending_ = false;
     bool parked_ = false;
-    bool completion_pending_ = false;  // an event's completion has not run yet
-    void* queued_op_ = nullptr;        // ours, in the socket's read queue
-    void* completing_op_ = nullptr;    // performed, its completion still to run
-    void* spare_op_ = nullptr;         // completed, reused for the next event
+    void* queued_op_ = nullptr;      // ours, in the socket's read queue
+    void* completing_op_ = nullptr;  // performed, its completion still to run
+    void* spare_op_ = nullptr;       // completed, reused for the next event
   };
 
   explicit EdgePoller(boost::asio::io_context& ioc);
