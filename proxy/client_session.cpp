@@ -13,6 +13,11 @@ namespace wsgate::proxy {
 namespace net = boost::asio;
 namespace http = boost::beast::http;
 
+namespace {
+// How long a connection refused at accept is read (and dropped) after its 503.
+constexpr std::chrono::milliseconds kRefusalLinger{1000};
+}  // namespace
+
 ClientSession::ClientSession(Gateway& gateway, net::ip::tcp::socket socket,
                              std::shared_ptr<net::ssl::context> tls)
     : gateway_(gateway),
@@ -23,27 +28,63 @@ ClientSession::ClientSession(Gateway& gateway, net::ip::tcp::socket socket,
   boost::system::error_code ec;
   auto ep = stream_.socket().remote_endpoint(ec);
   client_ip_ = ec ? "unknown" : ep.address().to_string();
-  client_addr_ = ec ? "unknown" : (ep.address().is_v6() ? "[" + client_ip_ + "]" : client_ip_) +
-                                     ":" + std::to_string(ep.port());
+  client_addr_ = ec ? "unknown"
+                    : (ep.address().is_v6() ? "[" + client_ip_ + "]" : client_ip_) + ":" +
+                          std::to_string(ep.port());
   stream_.socket().set_option(net::ip::tcp::no_delay(true), ec);
-  gateway_.handshake_started();
 }
 
 ClientSession::~ClientSession() {
-  gateway_.handshake_ended();
+  if (registered_) gateway_.handshake_ended(registration_);
   if (admitted_ && !handed_off_) gateway_.release(client_ip_);
 }
 
 void ClientSession::run() {
+  registration_ = gateway_.handshake_started(weak_from_this());
+  registered_ = true;
   if (!gateway_.allow_handshake(client_ip_)) {
     // Before TLS, so a flood costs us no handshakes.
     gateway_.metrics().handshake(HandshakeOutcome::rate_limited).Increment();
-    return stream_.close();
+    gateway_.metrics().limit_refusal(Limit::handshake_rate).Increment();
+    return finish();
+  }
+  if (gateway_.handshakes_in_flight() > gateway_.config().max_handshakes_in_flight)
+    return refuse_at_accept(Limit::handshakes_in_flight, "too many handshakes in flight");
+  switch (gateway_.try_admit(client_ip_)) {
+    case Gateway::Admission::ok:
+      admitted_ = true;
+      break;
+    case Gateway::Admission::global_cap:
+      return refuse_at_accept(Limit::connections, "connection limit reached");
+    case Gateway::Admission::ip_cap:
+      return refuse_at_accept(Limit::connections_per_ip, "per-client connection limit reached");
   }
   if (!stream_.is_tls()) return do_read_request();
   arm(gateway_.config().tls_handshake_timeout, TimeoutKind::tls_handshake);
   stream_.server_tls().async_handshake(
       [self = shared_from_this()](boost::system::error_code ec) { self->on_tls_handshake(ec); });
+}
+
+void ClientSession::abort_for_drain() {
+  net::post(stream_.get_executor(), [self = shared_from_this()] {
+    // A session waiting on its upstream is refused when the answer comes.
+    if (self->connector_ || self->answering_ || self->handed_off_) return;
+    self->aborted_for_drain_ = true;
+    self->finish();
+  });
+}
+
+void ClientSession::finish() {
+  timer_.cancel();
+  stream_.close();
+}
+
+void ClientSession::refuse_at_accept(Limit limit, const std::string& reason) {
+  gateway_.metrics().limit_refusal(limit).Increment();
+  if (!stream_.is_tls()) return refuse(HandshakeOutcome::limit, 503, reason);
+  gateway_.metrics().handshake(HandshakeOutcome::limit).Increment();
+  spdlog::debug("refused connection from {}: {}", client_addr_, reason);
+  finish();
 }
 
 void ClientSession::arm(std::chrono::milliseconds timeout, TimeoutKind kind) {
@@ -57,7 +98,9 @@ void ClientSession::arm(std::chrono::milliseconds timeout, TimeoutKind kind) {
 }
 
 void ClientSession::count_timeout_or(HandshakeOutcome outcome) {
-  if (timed_out_) {
+  if (aborted_for_drain_) {
+    outcome = HandshakeOutcome::draining;
+  } else if (timed_out_) {
     gateway_.metrics().timeout(*timed_out_).Increment();
     outcome = HandshakeOutcome::timeout;
   }
@@ -65,11 +108,11 @@ void ClientSession::count_timeout_or(HandshakeOutcome outcome) {
 }
 
 void ClientSession::on_tls_handshake(boost::system::error_code ec) {
-  if (ec) {
+  if (ec || ended_early()) {
     count_timeout_or(HandshakeOutcome::tls_failed);
     spdlog::debug("TLS handshake from {} failed: {}", client_addr_,
                   timed_out_ ? "timed out" : ec.message());
-    return stream_.close();
+    return finish();
   }
   do_read_request();
 }
@@ -86,6 +129,10 @@ void ClientSession::do_read_request() {
 }
 
 void ClientSession::on_read_request(boost::system::error_code ec) {
+  if (ended_early()) {
+    count_timeout_or(HandshakeOutcome::client_gone);
+    return finish();
+  }
   if (ec == http::error::header_limit)
     return refuse(HandshakeOutcome::headers_too_large, 431, "request headers too large");
   if (ec == http::error::body_limit || ec == http::error::unexpected_body)
@@ -93,7 +140,7 @@ void ClientSession::on_read_request(boost::system::error_code ec) {
   if (ec == http::error::end_of_stream || ec == net::error::eof || timed_out_ ||
       ec == net::error::connection_reset || ec == net::error::operation_aborted) {
     count_timeout_or(HandshakeOutcome::client_gone);
-    return stream_.close();
+    return finish();
   }
   if (ec) return refuse(HandshakeOutcome::bad_request, 400, "malformed HTTP request");
 
@@ -104,20 +151,13 @@ void ClientSession::on_read_request(boost::system::error_code ec) {
   route_ = gateway_.route_for(req.target());
   if (!route_) return refuse(HandshakeOutcome::not_found, 404, "no route for this path");
   if (gateway_.draining()) return refuse(HandshakeOutcome::draining, 503, "proxy is shutting down");
-  switch (gateway_.try_admit(client_ip_)) {
-    case Gateway::Admission::ok: admitted_ = true; break;
-    case Gateway::Admission::global_cap:
-      return refuse(HandshakeOutcome::limit, 503, "connection limit reached");
-    case Gateway::Admission::ip_cap:
-      return refuse(HandshakeOutcome::limit, 503, "per-client connection limit reached");
-  }
 
   // Correlation ID: the client's when well-formed and trusted, else ours.
   std::string_view offered = req[kCorrelationHeader];
-  summary_.correlation_id = gateway_.config().trust_client_correlation_id &&
-                                    is_valid_correlation_id(offered)
-                                ? std::string(offered)
-                                : generate_correlation_id();
+  summary_.correlation_id =
+      gateway_.config().trust_client_correlation_id && is_valid_correlation_id(offered)
+          ? std::string(offered)
+          : generate_correlation_id();
   auto parent = parse_traceparent(req["traceparent"]);
   summary_.traceparent = child_traceparent(parent).to_string();
   summary_.client = client_addr_;
@@ -144,7 +184,12 @@ void ClientSession::on_upstream(UpstreamResult result) {
   connector_.reset();
   if (timed_out_) {  // the client-side deadline fired while we waited
     count_timeout_or(HandshakeOutcome::timeout);
-    return stream_.close();
+    if (result.stream) result.stream->close();
+    return finish();
+  }
+  if (gateway_.draining()) {
+    if (result.stream) result.stream->close();
+    return refuse(HandshakeOutcome::draining, 503, "proxy is shutting down");
   }
   if (result.failure) {
     WSG_LOG(spdlog::level::warn, summary_.correlation_id, "upstream {} unavailable: {}",
@@ -172,12 +217,14 @@ void ClientSession::on_upstream(UpstreamResult result) {
   // The upstream's 101, as it came, plus our correlation ID.
   response_ = {};
   response_.base() = build_client_response(result.response.base(), summary_.correlation_id);
+  answering_ = true;
   arm(gateway_.config().handshake_timeout, TimeoutKind::handshake);
   auto upstream = std::make_shared<UpstreamResult>(std::move(result));
-  http::async_write(stream_, response_,
-                    [self = shared_from_this(), upstream](boost::system::error_code ec, std::size_t) {
-                      self->on_client_response_written(ec, *upstream);
-                    });
+  http::async_write(
+      stream_, response_,
+      [self = shared_from_this(), upstream](boost::system::error_code ec, std::size_t) {
+        self->on_client_response_written(ec, *upstream);
+      });
 }
 
 void ClientSession::on_client_response_written(boost::system::error_code ec,
@@ -186,12 +233,17 @@ void ClientSession::on_client_response_written(boost::system::error_code ec,
   if (ec || timed_out_) {
     count_timeout_or(HandshakeOutcome::client_gone);
     upstream.stream->close();
-    return stream_.close();
+    return finish();
   }
   gateway_.metrics().handshake(HandshakeOutcome::ok).Increment();
 
-  TunnelParams params{std::move(stream_), std::move(*upstream.stream), std::move(summary_), deflate_,
-                      {}, std::move(upstream.early), client_ip_};
+  TunnelParams params{std::move(stream_),
+                      std::move(*upstream.stream),
+                      std::move(summary_),
+                      deflate_,
+                      {},
+                      std::move(upstream.early),
+                      client_ip_};
   auto early = buffer_.data();
   params.client_early.assign(static_cast<const char*>(early.data()), early.size());
   handed_off_ = true;
@@ -228,14 +280,28 @@ void ClientSession::pass_through(http::response<http::string_body> response) {
 }
 
 void ClientSession::write_and_close() {
+  answering_ = true;
   arm(gateway_.config().handshake_timeout, TimeoutKind::handshake);
   http::async_write(stream_, response_,
-                    [self = shared_from_this()](boost::system::error_code, std::size_t) {
+                    [self = shared_from_this()](boost::system::error_code ec, std::size_t) {
                       // Nothing is ever tunnelled after a refusal: close.
                       self->timer_.cancel();
                       self->stream_.shutdown_send();
-                      self->stream_.close();
+                      if (ec || self->parser_) return self->stream_.close();
+                      // Refused before its request was read: closing with the
+                      // request unread would reset the connection and could
+                      // destroy the answer before the client reads it.
+                      self->arm(kRefusalLinger, TimeoutKind::handshake);
+                      self->discard_until_eof();
                     });
+}
+
+void ClientSession::discard_until_eof() {
+  stream_.async_read_some(buffer_.prepare(1024),
+                          [self = shared_from_this()](boost::system::error_code ec, std::size_t) {
+                            if (ec || self->timed_out_) return self->finish();
+                            self->discard_until_eof();
+                          });
 }
 
 }  // namespace wsgate::proxy

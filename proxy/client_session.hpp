@@ -10,7 +10,6 @@
 #include <boost/beast/http/empty_body.hpp>
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/string_body.hpp>
-
 #include <memory>
 #include <optional>
 #include <string>
@@ -23,13 +22,16 @@
 
 namespace wsgate::proxy {
 
-class ClientSession : public std::enable_shared_from_this<ClientSession> {
+class ClientSession : public PendingHandshake, public std::enable_shared_from_this<ClientSession> {
  public:
   // `socket` is bound to its own strand. `tls` is null for plaintext.
   ClientSession(Gateway& gateway, boost::asio::ip::tcp::socket socket,
                 std::shared_ptr<boost::asio::ssl::context> tls);
-  ~ClientSession();
+  ~ClientSession() override;
+  // Admission (rate, handshakes in flight, connection caps) happens here, at
+  // accept, so an idle TCP connection counts against every limit.
   void run();
+  void abort_for_drain() override;
 
  private:
   void on_tls_handshake(boost::system::error_code ec);
@@ -43,6 +45,14 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   // Passes the upstream's non-101 answer through as it is, then closes.
   void pass_through(boost::beast::http::response<boost::beast::http::string_body> response);
   void write_and_close();
+  void discard_until_eof();
+  // Refused at accept: plaintext gets a 503, TLS is closed before any
+  // handshake work.
+  void refuse_at_accept(Limit limit, const std::string& reason);
+  // Ends the handshake now: the timer is cancelled too, so nothing (TLS
+  // state, buffers) outlives the connection.
+  void finish();
+  bool ended_early() const { return timed_out_.has_value() || aborted_for_drain_; }
   void arm(std::chrono::milliseconds timeout, TimeoutKind kind);
   void count_timeout_or(HandshakeOutcome outcome);
 
@@ -58,8 +68,12 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
 
   std::string client_ip_;
   std::string client_addr_;  // ip:port
+  std::uint64_t registration_ = 0;
+  bool registered_ = false;
   bool admitted_ = false;
   bool handed_off_ = false;
+  bool answering_ = false;  // a refusal or the 101 is being written
+  bool aborted_for_drain_ = false;
   SessionSummary summary_;
   const Route* route_ = nullptr;
   bool deflate_ = false;

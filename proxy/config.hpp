@@ -50,6 +50,12 @@ struct ProxyConfig {
   std::uint32_t max_connections = 20000;
   std::uint32_t max_connections_per_ip = 0;  // 0: no per-IP cap
   double handshake_rate_per_ip = 0;          // new connections per second per IP; 0: off
+  // Connections between accept and the 101; each holds a TLS state (~40 KiB)
+  // and a timer, so a flood of idle probes is capped well below memory.
+  std::uint32_t max_handshakes_in_flight = 1024;
+  // IPs whose handshake-rate bucket is kept; beyond it new IPs are not
+  // rate-limited (fail open) and the overflow is counted.
+  std::size_t rate_limit_max_ips = 100000;
   bool trust_client_correlation_id = true;
   std::uint32_t max_private_close_codes = 64;
 

@@ -68,11 +68,20 @@ bool Gateway::allow_handshake(const std::string& client_ip) {
   if (rate <= 0) return true;
   const auto now = std::chrono::steady_clock::now();
   std::lock_guard lock(rate_mutex_);
-  if (rate_buckets_.size() > 100000) {
-    // Forget IPs whose bucket has refilled: they are indistinguishable from new ones.
-    for (auto it = rate_buckets_.begin(); it != rate_buckets_.end();) {
-      std::chrono::duration<double> idle = now - it->second.last;
-      it = idle.count() * rate >= rate ? rate_buckets_.erase(it) : std::next(it);
+  if (rate_buckets_.size() >= config_.rate_limit_max_ips && !rate_buckets_.count(client_ip)) {
+    // Forget IPs whose bucket has refilled: they are indistinguishable from
+    // new ones. At most once a second, so a full table costs no sweep per accept.
+    if (now - last_rate_sweep_ >= std::chrono::seconds(1)) {
+      last_rate_sweep_ = now;
+      for (auto it = rate_buckets_.begin(); it != rate_buckets_.end();) {
+        std::chrono::duration<double> idle = now - it->second.last;
+        it = idle.count() * rate >= rate ? rate_buckets_.erase(it) : std::next(it);
+      }
+    }
+    if (rate_buckets_.size() >= config_.rate_limit_max_ips) {
+      // Fail open: refusing every new IP would let one busy range lock out the rest.
+      metrics_.rate_limit_table_full.Increment();
+      return true;
     }
   }
   auto [it, fresh] = rate_buckets_.try_emplace(client_ip, Bucket{rate, now});
@@ -95,6 +104,19 @@ nlohmann::json Gateway::sessions_json() const {
 
 void Gateway::drain_all() {
   for (auto& s : sessions_.live()) s->drain();
+  for (auto& h : pending_handshakes_.live()) h->abort_for_drain();
+}
+
+std::uint64_t Gateway::handshake_started(std::weak_ptr<PendingHandshake> h) {
+  handshakes_.fetch_add(1, std::memory_order_relaxed);
+  metrics_.handshakes_in_flight.Increment();
+  return pending_handshakes_.add(std::move(h));
+}
+
+void Gateway::handshake_ended(std::uint64_t registration) {
+  if (registration) pending_handshakes_.remove(registration);
+  metrics_.handshakes_in_flight.Decrement();
+  handshakes_.fetch_sub(1, std::memory_order_relaxed);
 }
 
 void Gateway::set_draining() {

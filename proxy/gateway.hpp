@@ -26,6 +26,15 @@ namespace wsgate::proxy {
 struct SessionSummary;
 class EdgePoller;
 
+// A connection between accept and the 101, as drain sees it.
+class PendingHandshake {
+ public:
+  virtual ~PendingHandshake() = default;
+  // Any thread: ends the handshake unless it already waits on the upstream
+  // (that one ends on its own deadline and is then refused or drained).
+  virtual void abort_for_drain() = 0;
+};
+
 // A relayed session as the registry sees it.
 class LiveSession {
  public:
@@ -73,9 +82,11 @@ class Gateway {
   nlohmann::json sessions_json() const;
   void drain_all();
 
-  // Connections between accept and the 101 (drain waits for them too).
-  void handshake_started() { handshakes_.fetch_add(1, std::memory_order_relaxed); }
-  void handshake_ended() { handshakes_.fetch_sub(1, std::memory_order_relaxed); }
+  // Connections between accept and the 101 (drain waits for them, and ends
+  // those that have not reached the upstream yet).
+  std::uint64_t handshake_started(std::weak_ptr<PendingHandshake> h);
+  void handshake_ended(std::uint64_t registration);
+  std::size_t handshakes_in_flight() const { return handshakes_.load(std::memory_order_relaxed); }
   std::size_t busy_count() const { return session_count() + handshakes_.load(); }
 
   bool draining() const { return draining_.load(std::memory_order_relaxed); }
@@ -112,8 +123,10 @@ class Gateway {
   };
   std::mutex rate_mutex_;
   std::unordered_map<std::string, Bucket> rate_buckets_;
+  std::chrono::steady_clock::time_point last_rate_sweep_{};
 
   SessionRegistry<LiveSession> sessions_;
+  SessionRegistry<PendingHandshake> pending_handshakes_;
 
   std::atomic<bool> draining_{false};
   std::atomic<std::size_t> handshakes_{0};

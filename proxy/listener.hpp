@@ -4,6 +4,8 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <chrono>
 #include <memory>
 
 #include "proxy/gateway.hpp"
@@ -22,10 +24,26 @@ class Listener : public std::enable_shared_from_this<Listener> {
   boost::asio::any_io_executor session_executor();
   void do_accept();
   void on_accept(boost::system::error_code ec, boost::asio::ip::tcp::socket socket);
+  // accept() failed (out of fds or memory): retrying at once would spin a
+  // core and flood the log while nothing frees up, so pause, doubling the
+  // pause up to kMaxAcceptBackoff while failures continue.
+  void back_off(const boost::system::error_code& ec);
+
+  static constexpr std::chrono::milliseconds kMinAcceptBackoff{10};
+  static constexpr std::chrono::milliseconds kMaxAcceptBackoff{1000};
 
   boost::asio::io_context& ioc_;
   Gateway& gateway_;
   boost::asio::ip::tcp::acceptor acceptor_;
+  boost::asio::steady_timer backoff_timer_;
+  std::chrono::milliseconds backoff_{0};
+  std::chrono::steady_clock::time_point last_error_log_{};
+  std::uint64_t errors_since_log_ = 0;
 };
+
+// Raises the soft fd limit to the hard one and returns how many sessions the
+// result can carry (two fds each) with a reserve kept for the admin port,
+// trace fetches and the incident log; logs when `wanted` does not fit.
+std::uint32_t fit_connections_to_fd_limit(std::uint32_t wanted);
 
 }  // namespace wsgate::proxy

@@ -81,6 +81,7 @@ int main(int argc, char** argv) {
   std::unique_ptr<AdminApi> admin_api;
   std::unique_ptr<incidents::IncidentRecorder> recorder;
   try {
+    options->config.max_connections = fit_connections_to_fd_limit(options->config.max_connections);
     gateway = std::make_unique<Gateway>(options->config);
     if (gateway->config().threads == 1) {
       // Readiness of tunnel sockets without a syscall per wait; it relies

@@ -40,6 +40,36 @@ std::string_view to_string(TimeoutKind k) {
   return "unknown";
 }
 
+std::string_view to_string(AcceptError e) {
+  switch (e) {
+    case AcceptError::fd_limit: return "fd_limit";
+    case AcceptError::no_memory: return "no_memory";
+    case AcceptError::other: return "other";
+    case AcceptError::count_: break;
+  }
+  return "unknown";
+}
+
+AcceptError classify_accept_error(const boost::system::error_code& ec) {
+  if (ec == boost::system::errc::too_many_files_open ||
+      ec == boost::system::errc::too_many_files_open_in_system)
+    return AcceptError::fd_limit;
+  if (ec == boost::system::errc::no_buffer_space || ec == boost::system::errc::not_enough_memory)
+    return AcceptError::no_memory;
+  return AcceptError::other;
+}
+
+std::string_view to_string(Limit l) {
+  switch (l) {
+    case Limit::connections: return "connections";
+    case Limit::connections_per_ip: return "connections_per_ip";
+    case Limit::handshakes_in_flight: return "handshakes_in_flight";
+    case Limit::handshake_rate: return "handshake_rate";
+    case Limit::count_: break;
+  }
+  return "unknown";
+}
+
 namespace {
 pm::Histogram::BucketBoundaries rtt_buckets() {
   return {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5};
@@ -81,6 +111,18 @@ ProxyMetrics::ProxyMetrics(pm::Registry& r, std::uint32_t max_private_close_code
                                       "edge watch could not take them")
                                 .Register(r)
                                 .Add({})),
+      handshakes_in_flight(pm::BuildGauge()
+                               .Name("wsgate_handshakes_in_flight")
+                               .Help("Client connections accepted and not yet relaying "
+                                     "(TLS, upgrade request, upstream handshake)")
+                               .Register(r)
+                               .Add({})),
+      rate_limit_table_full(pm::BuildCounter()
+                                .Name("wsgate_handshake_rate_table_full_total")
+                                .Help("New client IPs let through without a handshake-rate "
+                                      "bucket because --rate-limit-max-ips were tracked")
+                                .Register(r)
+                                .Add({})),
       handshakes_family_(pm::BuildCounter()
                              .Name("wsgate_handshakes_total")
                              .Help("Client upgrade attempts by outcome")
@@ -113,6 +155,16 @@ ProxyMetrics::ProxyMetrics(pm::Registry& r, std::uint32_t max_private_close_code
                               .Name("wsgate_incident_trace_fetch_total")
                               .Help("Backend stage-trace fetches for incidents, by outcome")
                               .Register(r)),
+      accept_errors_family_(pm::BuildCounter()
+                                .Name("wsgate_accept_errors_total")
+                                .Help("Failed accept() calls on the client listener by reason; "
+                                      "each pauses accepting (backoff)")
+                                .Register(r)),
+      limit_refusals_family_(pm::BuildCounter()
+                                 .Name("wsgate_limit_refusals_total")
+                                 .Help("Client connections refused at accept, by the limit "
+                                       "that refused them")
+                                 .Register(r)),
       max_private_close_codes_(max_private_close_codes) {
   for (int i = 0; i < static_cast<int>(HandshakeOutcome::count_); ++i)
     handshakes_[i] = &handshakes_family_.Add(
@@ -120,6 +172,12 @@ ProxyMetrics::ProxyMetrics(pm::Registry& r, std::uint32_t max_private_close_code
   for (int i = 0; i < static_cast<int>(TimeoutKind::count_); ++i)
     timeouts_[i] =
         &timeouts_family_.Add({{"kind", std::string(to_string(static_cast<TimeoutKind>(i)))}});
+  for (int i = 0; i < static_cast<int>(AcceptError::count_); ++i)
+    accept_errors_[i] = &accept_errors_family_.Add(
+        {{"reason", std::string(to_string(static_cast<AcceptError>(i)))}});
+  for (int i = 0; i < static_cast<int>(Limit::count_); ++i)
+    limit_refusals_[i] =
+        &limit_refusals_family_.Add({{"limit", std::string(to_string(static_cast<Limit>(i)))}});
   for (int d = 0; d < 2; ++d) {
     auto dir = std::string(tap::to_string(static_cast<Direction>(d)));
     bytes_[d] = &bytes_family_.Add({{"direction", dir}});

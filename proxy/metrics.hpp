@@ -9,6 +9,7 @@
 #include <prometheus/registry.h>
 
 #include <array>
+#include <boost/system/error_code.hpp>
 #include <cstdint>
 #include <map>
 #include <mutex>
@@ -45,6 +46,17 @@ enum class TimeoutKind : std::uint8_t {
 };
 std::string_view to_string(TimeoutKind kind);
 
+// Why accept() failed; every kind pauses the accept loop (backoff).
+enum class AcceptError : std::uint8_t { fd_limit, no_memory, other, count_ };
+std::string_view to_string(AcceptError e);
+AcceptError classify_accept_error(const boost::system::error_code& ec);
+
+// Which limit refused a connection at accept.
+enum class Limit : std::uint8_t {
+  connections, connections_per_ip, handshakes_in_flight, handshake_rate, count_
+};
+std::string_view to_string(Limit l);
+
 using tap::Direction;
 
 class ProxyMetrics {
@@ -59,6 +71,13 @@ class ProxyMetrics {
   // Tunnel sockets the edge-triggered set could not take; they wait through
   // Asio (correct, one syscall more per wait).
   prometheus::Counter& edge_poller_fallbacks;
+  // Connections accepted but not yet relaying (TLS, upgrade, upstream).
+  prometheus::Gauge& handshakes_in_flight;
+  // New IPs the handshake-rate table had no room for (let through).
+  prometheus::Counter& rate_limit_table_full;
+
+  prometheus::Counter& accept_error(AcceptError e) { return *accept_errors_[static_cast<int>(e)]; }
+  prometheus::Counter& limit_refusal(Limit l) { return *limit_refusals_[static_cast<int>(l)]; }
 
   prometheus::Counter& handshake(HandshakeOutcome o) { return *handshakes_[static_cast<int>(o)]; }
   prometheus::Counter& timeout(TimeoutKind k) { return *timeouts_[static_cast<int>(k)]; }
@@ -93,10 +112,14 @@ class ProxyMetrics {
   prometheus::Family<prometheus::Counter>& timeouts_family_;
   prometheus::Family<prometheus::Counter>& incidents_family_;
   prometheus::Family<prometheus::Counter>& trace_fetch_family_;
+  prometheus::Family<prometheus::Counter>& accept_errors_family_;
+  prometheus::Family<prometheus::Counter>& limit_refusals_family_;
 
   std::array<prometheus::Counter*, static_cast<int>(HandshakeOutcome::count_)> handshakes_{};
   std::array<prometheus::Counter*, static_cast<int>(TimeoutKind::count_)> timeouts_{};
   std::array<prometheus::Counter*, 2> bytes_{};
+  std::array<prometheus::Counter*, static_cast<int>(AcceptError::count_)> accept_errors_{};
+  std::array<prometheus::Counter*, static_cast<int>(Limit::count_)> limit_refusals_{};
   std::array<std::array<prometheus::Counter*, 16>, 2> frames_{};
   std::array<std::array<prometheus::Counter*, tap::kViolationKinds>, 2> violations_{};
   // [code - 1000][initiator] for 1000-1015; private and "other" in the map.

@@ -78,6 +78,8 @@ std::optional<ProxyOptions> parse_options(int argc, char** argv, int& exit_code)
   app.add_option("--max-connections", c.max_connections, "Global session cap (503 past it)")->capture_default_str();
   app.add_option("--max-connections-per-ip", c.max_connections_per_ip, "Per-client-IP cap (0: none)")->capture_default_str();
   app.add_option("--handshake-rate-per-ip", c.handshake_rate_per_ip, "New connections per second per client IP, burst of the same size (0: no limit)")->check(CLI::Range(0.0, 1e6))->capture_default_str();
+  app.add_option("--max-handshakes-in-flight", c.max_handshakes_in_flight, "Connections accepted and not yet relaying (TLS, upgrade, upstream); more are closed at accept")->check(CLI::Range(1u, 1000000u))->capture_default_str();
+  app.add_option("--rate-limit-max-ips", c.rate_limit_max_ips, "Client IPs tracked by --handshake-rate-per-ip; new IPs beyond it pass unlimited (counted)")->check(CLI::Range(std::size_t{1}, std::size_t{100000000}))->capture_default_str();
   app.add_flag("!--no-trust-client-correlation-id", c.trust_client_correlation_id, "Always generate correlation IDs");
   app.add_option("--max-private-close-codes", c.max_private_close_codes, "Distinct 3000-4999 close-code labels before 'other'")->capture_default_str();
   app.add_option("--port-file", c.port_file, "Write the bound ports as JSON here (for tests and scripts)");
