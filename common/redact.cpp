@@ -38,7 +38,7 @@ bool iequals_at(std::string_view s, std::size_t pos, std::string_view word) {
 // starts in the original, so a span found in the decoded text maps back.
 class Decoded {
  public:
-  explicit Decoded(std::string_view raw) : raw_(raw) {
+  explicit Decoded(std::string_view raw) {
     if (raw.find('%') == std::string_view::npos) {
       view_ = raw;
       return;
@@ -63,7 +63,6 @@ class Decoded {
   bool encoded(std::size_t i) const { return raw_offset(i + 1) - raw_offset(i) > 1; }
 
  private:
-  std::string_view raw_;
   std::string text_;
   std::vector<std::size_t> offsets_;
   std::string_view view_;
@@ -94,18 +93,22 @@ bool token_shaped(std::string_view v, std::size_t min_len) {
 // A bearer credential, not the English word after "bearer".
 bool credential_shaped(std::string_view v) {
   if (v.size() < 8) return false;
-  // "realm=x": an auth-param, not a token ('=' in a token is trailing padding).
-  auto eq = v.find('=');
-  if (eq != std::string_view::npos && v.find_first_not_of('=', eq) != std::string_view::npos)
-    return false;
   bool non_letter = std::any_of(v.begin(), v.end(), [](char c) { return !is_alpha(c); });
   return non_letter || v.size() >= 20;
 }
 
 using Span = std::pair<std::size_t, std::size_t>;
 
+// '=' only as trailing padding: "realm=x" is an auth-param, not one token.
 std::size_t token_end(std::string_view d, std::size_t from) {
-  while (from < d.size() && is_token_char(d[from])) ++from;
+  while (from < d.size() && is_token_char(d[from])) {
+    if (d[from] == '=') {
+      std::size_t pad = d.find_first_not_of('=', from);
+      if (pad != std::string_view::npos && is_token_char(d[pad])) return from;
+      return pad == std::string_view::npos ? d.size() : pad;
+    }
+    ++from;
+  }
   return from;
 }
 

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cctype>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -146,4 +148,51 @@ TEST(RedactTarget, LeavesPlainTargetsAlone) {
   for (std::string_view t : {"/", "/ws", "/ws?", "/ws?room=lobby", "/ws?token=", "/ws?a&b=&c=1",
                              "/ws/jwt.sub?x=auth.verify_jwt"})
     EXPECT_EQ(redact_target(t), t);
+}
+
+namespace {
+bool b64(char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_'; }
+// A JWT-shaped span, as in tests/fuzz/fuzz_incident_json.cpp.
+bool has_jwt(const std::string& s) {
+  for (std::size_t i = 0; i + 3 <= s.size(); ++i) {
+    if (s.compare(i, 3, "eyJ") != 0 || (i > 0 && b64(s[i - 1]))) continue;
+    int dots = 0;
+    for (std::size_t e = i; e < s.size() && (b64(s[e]) || s[e] == '.' || s[e] == '='); ++e)
+      dots += s[e] == '.';
+    if (dots >= 2) return true;
+  }
+  return false;
+}
+std::string percent_decoded(const std::string& s) {
+  std::string out;
+  for (std::size_t i = 0; i < s.size();) {
+    if (s[i] == '%' && i + 2 < s.size() && std::isxdigit(static_cast<unsigned char>(s[i + 1])) &&
+        std::isxdigit(static_cast<unsigned char>(s[i + 2]))) {
+      out += static_cast<char>(std::stoi(s.substr(i + 1, 2), nullptr, 16));
+      i += 3;
+    } else {
+      out += s[i++];
+    }
+  }
+  return out;
+}
+}  // namespace
+
+// Random strings of the pieces the rules key on (seeded, bounded): the output
+// holds no JWT, plain or once decoded, and a second pass changes nothing.
+TEST(Redact, MixedPiecesNeverLeakAJwtAndRedactionIsStable) {
+  const std::vector<std::string> atoms = {
+      "eyJ", ".", "%2E", "%65", "Bearer", " ", "+",  "%20",  "=",     "&",   "?",   "token", "jwt.",
+      "a",   "Z", "9",   "_",   "-",      "%", "%2", "\xff", kOpaque, "%26", "%3D", "%3F"};
+  std::uint32_t state = 12345;
+  auto next = [&state] { return state = state * 1664525u + 1013904223u; };
+  for (int n = 0; n < 20000; ++n) {
+    std::string s;
+    for (std::uint32_t i = 0, len = (next() >> 8) % 20; i < len; ++i)
+      s += atoms[(next() >> 8) % atoms.size()];
+    std::string once = redacted(s);
+    ASSERT_EQ(redacted(once), once) << s;
+    ASSERT_FALSE(has_jwt(once) || has_jwt(percent_decoded(once))) << s << " -> " << once;
+    ASSERT_FALSE(has_jwt(percent_decoded(redact_target(s)))) << s;
+  }
 }
