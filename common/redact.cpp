@@ -99,6 +99,13 @@ bool credential_shaped(std::string_view v) {
 
 using Span = std::pair<std::size_t, std::size_t>;
 
+// Whether a value is a token is decided without its padding, which the next
+// character decides to be padding or not ("x=" + "[REDACTED]" on a second pass).
+std::string_view unpadded(std::string_view v) {
+  while (!v.empty() && v.back() == '=') v.remove_suffix(1);
+  return v;
+}
+
 // '=' only as trailing padding: "realm=x" is an auth-param, not one token.
 std::size_t token_end(std::string_view d, std::size_t from) {
   while (from < d.size() && is_token_char(d[from])) {
@@ -125,13 +132,24 @@ std::optional<std::size_t> jwt_end(std::string_view d, std::size_t i) {
   return end;
 }
 
+// "Authorization: Bearer", "authorization=Bearer", "\"authorization\":\"Bearer":
+// there any value is a credential, however short.
+bool after_authorization(std::string_view d, std::size_t i) {
+  constexpr std::string_view kName = "authorization";
+  std::size_t k = i;
+  while (k > 0 && (d[k - 1] == ' ' || d[k - 1] == ':' || d[k - 1] == '=' || d[k - 1] == '"')) --k;
+  return k >= kName.size() && iequals_at(d, k - kName.size(), kName);
+}
+
 std::optional<Span> match_bearer(std::string_view d, std::size_t i) {
   if (!iequals_at(d, i, "bearer") || (i > 0 && is_b64url(d[i - 1]))) return std::nullopt;
   std::size_t start = i + 6;
   while (start < d.size() && (d[start] == ' ' || d[start] == '+')) ++start;
   if (start == i + 6) return std::nullopt;
   std::size_t end = token_end(d, start);
-  if (!credential_shaped(d.substr(start, end - start))) return std::nullopt;
+  std::string_view value = unpadded(d.substr(start, end - start));
+  if (value.empty()) return std::nullopt;
+  if (!credential_shaped(value) && !after_authorization(d, i)) return std::nullopt;
   return Span{start, end};
 }
 
@@ -139,8 +157,8 @@ std::optional<Span> match_jwt_subprotocol(std::string_view d, std::size_t i) {
   if (!iequals_at(d, i, "jwt.") || (i > 0 && is_b64url(d[i - 1]))) return std::nullopt;
   std::size_t start = i + 4;
   std::size_t end = token_end(d, start);
-  std::string_view v = d.substr(start, end - start);
-  if (!jwt_end(d, start) && !token_shaped(v, 16)) return std::nullopt;
+  if (!jwt_end(d, start) && !token_shaped(unpadded(d.substr(start, end - start)), 16))
+    return std::nullopt;
   return Span{start, end};
 }
 
@@ -172,15 +190,21 @@ std::optional<Span> match_query_value(const Decoded& dec, std::size_t i) {
   return Span{eq + 1, end};
 }
 
-std::vector<Span> find_secrets(const Decoded& dec) {
-  std::string_view d = dec.text();
-  std::vector<Span> spans;
-  std::size_t i = 0;
+// Appends the secret spans of dec.text()[from, to). `keys`: whether the
+// query-key rule applies (not inside a key, which holds no '?' or '&').
+void find_secrets(const Decoded& dec, std::size_t from, std::size_t to, bool keys,
+                  std::vector<Span>& spans) {
+  std::string_view d = dec.text().substr(0, to);
+  std::size_t i = from;
   while (i < d.size()) {
     std::optional<Span> hit = match_bearer(d, i);
     if (!hit) hit = match_jwt_subprotocol(d, i);
     if (!hit) hit = match_jwt(d, i);
-    if (!hit) hit = match_query_value(dec, i);
+    if (!hit && keys) {
+      hit = match_query_value(dec, i);
+      // A key shaped like a token is a secret too ("?eyJ...=x").
+      if (hit) find_secrets(dec, i, hit->first - 1, false, spans);
+    }
     if (hit) {
       spans.push_back(*hit);
       i = hit->second;
@@ -196,7 +220,6 @@ std::vector<Span> find_secrets(const Decoded& dec) {
     }
     ++i;
   }
-  return spans;
 }
 
 std::string decode_key(std::string_view raw) {
@@ -230,7 +253,8 @@ bool is_secret_key(std::string_view key) {
 
 std::size_t redact_secrets(std::string& s) {
   Decoded dec(s);
-  std::vector<Span> spans = find_secrets(dec);
+  std::vector<Span> spans;
+  find_secrets(dec, 0, dec.text().size(), true, spans);
   if (spans.empty()) return 0;
   std::string out;
   out.reserve(s.size());
@@ -264,7 +288,7 @@ std::string redact_target(std::string_view target) {
     auto eq = param.find('=');
     if (eq != std::string_view::npos && eq + 1 < param.size() &&
         is_secret_key(decode_key(param.substr(0, eq)))) {
-      out.append(param.substr(0, eq + 1));
+      out += redacted(param.substr(0, eq + 1));
       out += kRedacted;
     } else {
       out += redacted(param);

@@ -34,6 +34,8 @@ std::vector<Case> secret_cases() {
       // By shape.
       {"Authorization: Bearer " + kJwt + " trailing", "Authorization: Bearer " + X + " trailing"},
       {"authorization: bearer abc.def+ghi/=", "authorization: bearer " + X},
+      {"Authorization: Bearer abc1", "Authorization: Bearer " + X},
+      {"{\"authorization\":\"Bearer short\"}", "{\"authorization\":\"Bearer " + X + "\"}"},
       {"auth=Bearer%20" + kJwt, "auth=Bearer%20" + X},
       {"Bearer+" + kOpaque + "&x=1", "Bearer+" + X + "&x=1"},
       {"Bearer%20" + kOpaque, "Bearer%20" + X},
@@ -181,9 +183,33 @@ std::string percent_decoded(const std::string& s) {
 // Random strings of the pieces the rules key on (seeded, bounded): the output
 // holds no JWT, plain or once decoded, and a second pass changes nothing.
 TEST(Redact, MixedPiecesNeverLeakAJwtAndRedactionIsStable) {
-  const std::vector<std::string> atoms = {
-      "eyJ", ".", "%2E", "%65", "Bearer", " ", "+",  "%20",  "=",     "&",   "?",   "token", "jwt.",
-      "a",   "Z", "9",   "_",   "-",      "%", "%2", "\xff", kOpaque, "%26", "%3D", "%3F"};
+  const std::vector<std::string> atoms = {"eyJ",
+                                          ".",
+                                          "%2E",
+                                          "%65",
+                                          "Bearer",
+                                          " ",
+                                          "+",
+                                          "%20",
+                                          "=",
+                                          "&",
+                                          "?",
+                                          "token",
+                                          "jwt.",
+                                          "a",
+                                          "Z",
+                                          "9",
+                                          "_",
+                                          "-",
+                                          "%",
+                                          "%2",
+                                          "\xff",
+                                          kOpaque,
+                                          "%26",
+                                          "%3D",
+                                          "%3F",
+                                          "Authorization: ",
+                                          "\"authorization\":\""};
   std::uint32_t state = 12345;
   auto next = [&state] { return state = state * 1664525u + 1013904223u; };
   for (int n = 0; n < 20000; ++n) {
