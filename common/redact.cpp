@@ -57,6 +57,8 @@ class Decoded {
     offsets_.push_back(raw.size());
     view_ = text_;
   }
+  Decoded(const Decoded&) = delete;  // view_ may point into text_
+  Decoded& operator=(const Decoded&) = delete;
   std::string_view text() const { return view_; }
   std::size_t raw_offset(std::size_t i) const { return offsets_.empty() ? i : offsets_[i]; }
   // Whether text()[i] was written as %XX (then it is data, never a delimiter).
