@@ -2,6 +2,7 @@
 Authorization header, a subprotocol or a close reason stays out of
 /connections (while the sessions are open), /incidents and every log line
 (text and JSON, debug level); and a close reason cannot forge a log line."""
+import base64
 import json
 import re
 import struct
@@ -14,7 +15,6 @@ from wsgate_harness import close_payload, frame, http_get, raw_connect, wait_for
 
 def jwt(sub, sig):
     """A JWT-shaped token: header.payload.sig, the payload naming `sub`."""
-    import base64
     payload = base64.urlsafe_b64encode(json.dumps({"sub": sub}).encode()).rstrip(b"=").decode()
     return "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9." + payload + "." + sig
 
@@ -69,7 +69,7 @@ def needles():
     out = {}
     for name, token in [("jwt query", JWT_QUERY), ("jwt %2E", JWT_PCT_DOTS), ("jwt %65", JWT_PCT_ALL),
                         ("jwt header", JWT_HEADER), ("jwt subprotocol", JWT_SUBPROTO)]:
-        header, payload, sig = token.split(".")
+        _, payload, sig = token.split(".")
         out[name + " payload"] = payload
         out[name + " sig"] = sig
     for name, token in [("hex access_token", HEX_ACCESS), ("api_key", OPAQUE_APIKEY),
