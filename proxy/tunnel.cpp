@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/logging.hpp"
+#include "common/redact.hpp"
 #include "proxy/buffer_pool.hpp"
 
 namespace wsgate::proxy {
@@ -630,7 +631,7 @@ nlohmann::json Tunnel::snapshot() const {
           {"client", summary_.client},
           {"route", summary_.route},
           {"upstream", summary_.upstream},
-          {"target", summary_.target},
+          {"target", redact_target(summary_.target)},  // queries carry tokens
           {"age_ms", age.count()},
           {"client_to_upstream",
            {{"frames", c2u_.published_frames.load()}, {"bytes", c2u_.published_bytes.load()}}},
