@@ -343,3 +343,33 @@ def test_run_dev_says_up_when_both_answer(dev_build):
             assert http_get(int(addr.rsplit(":", 1)[1]), path)[0] == 200
     finally:
         stop_group(proc)
+
+
+def test_run_dev_names_a_process_that_never_answers(dev_build):
+    """A proxy that starts but never binds (a stand-in that only sleeps):
+    the script gives up after RUN_UP_TIMEOUT, names it, exits non-zero."""
+    fake = dev_build / "bin" / "wsgate"
+    fake.unlink()
+    fake.write_text("#!/bin/sh\nexec sleep 120\n")
+    fake.chmod(0o755)
+    env = run_dev_env()
+    env["RUN_UP_TIMEOUT"] = "3"
+    proc = subprocess.Popen([os.path.join(REPO, "deploy", "run-dev.sh"), str(dev_build)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=60)
+    finally:
+        stop_group(proc)
+    assert proc.returncode != 0, (out, err)
+    assert "is up" not in out, out
+    assert f"wsgate did not answer http://{env['PROXY_ADMIN']}/readyz within 3s" in err, err
+    assert "wsgate-backend did not answer" not in err, err
+
+
+def test_unloadable_tls_certificate_exits_1_naming_the_file(tmp_path):
+    bad = tmp_path / "not-a-cert.pem"
+    bad.write_text("not a certificate\n")
+    r = run([WSGATE, "--upstream", "ws://127.0.0.1:9", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0",
+             "--tls-cert", str(bad), "--tls-key", str(bad)])
+    assert r.returncode == 1, (r.returncode, r.stderr)
+    assert str(bad) in r.stderr, r.stderr
