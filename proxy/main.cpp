@@ -1,13 +1,13 @@
 // wsgate: the proxy binary. Wires options, the shared Gateway, the listener,
 // the admin endpoints and signal handling together; no protocol logic here.
-#include <spdlog/spdlog.h>
-
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
 #include <csignal>
 #include <fstream>
-#include <nlohmann/json.hpp>
 #include <thread>
 #include <vector>
 
