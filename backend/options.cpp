@@ -7,6 +7,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "common/version.hpp"
 #include "common/yaml_config.hpp"
 
 namespace wsgate::backend {
@@ -15,12 +16,8 @@ namespace {
 constexpr std::size_t kMinHmacSecret = 32;  // RFC 7518 section 3.2: >= hash size
 
 CLI::Validator host_port_validator() {
-  return CLI::Validator(
-      [](std::string& value) -> std::string {
-        if (parse_host_port(value)) return {};
-        return "'" + value + "' is not HOST:PORT";
-      },
-      "HOST:PORT");
+  return CLI::Validator([](std::string& value) -> std::string { return host_port_error(value); },
+                        "HOST:PORT");
 }
 
 CLI::Validator fault_validator() {
@@ -99,6 +96,9 @@ std::chrono::milliseconds seconds_to_ms(double s) {
 
 void add_serve_options(CLI::App& app, ServeOptions& o) {
   add_yaml_config_option(app);
+  app.set_version_flag("--version", "wsgate-backend " + std::string(version()),
+                       "Print the version and exit");
+  app.footer(kExitCodesHelp);
   app.add_option("--listen", o.listen, "WebSocket listener HOST:PORT (path /ws; port 0: any free)")
       ->check(host_port_validator())
       ->capture_default_str();

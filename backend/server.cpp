@@ -24,8 +24,6 @@ namespace {
 namespace net = boost::asio;
 using tcp = net::ip::tcp;
 
-tcp::endpoint to_endpoint(const HostPort& hp) { return {net::ip::make_address(hp.host), hp.port}; }
-
 void write_port_file(const std::string& path, unsigned short listen, unsigned short admin) {
   std::string tmp = path + ".tmp";
   {
@@ -57,8 +55,12 @@ int run_server(BackendConfig config) {
   auto agent = std::make_unique<DeterministicAgent>(ioc.get_executor(), config.agent_step_delay);
   auto state = std::make_shared<SharedState>(config, registry, std::move(agent));
 
-  auto listener = std::make_shared<Listener>(ioc, to_endpoint(config.listen), state);
-  AdminServer admin(ioc, to_endpoint(config.admin));
+  auto listener = listen_on(config.listen, "--listen", [&] {
+    return std::make_shared<Listener>(ioc, resolve_listen(config.listen, "--listen"), state);
+  });
+  AdminServer admin = listen_on(config.admin, "--admin", [&] {
+    return AdminServer(ioc, resolve_listen(config.admin, "--admin"));
+  });
   register_admin_routes(admin, state);
   listener->start();
   admin.start();

@@ -46,6 +46,19 @@ std::string YamlConfig::to_config(const CLI::App* app, bool default_also, bool, 
   return std::string(out.c_str()) + "\n";
 }
 
+bool YamlConfig::empty_list_means_none(const std::string& key) const {
+  const CLI::Option* opt = app_ ? app_->get_option_no_throw("--" + key) : nullptr;
+  // Unknown keys go on to CLI11, which refuses them by name.
+  if (!opt) return false;
+  if (opt->get_items_expected_max() <= 1)
+    throw CLI::ConfigError("config key '" + key + "': expected a value, got an empty list");
+  const std::string& def = opt->get_default_str();
+  if (!def.empty() && def != "[]")
+    throw CLI::ConfigError("config key '" + key + "': an empty list is not a value here (the " +
+                           "default is " + def + "; omit the key to keep it)");
+  return true;
+}
+
 std::vector<CLI::ConfigItem> YamlConfig::from_config(std::istream& input) const {
   YAML::Node root;
   try {
@@ -60,7 +73,9 @@ std::vector<CLI::ConfigItem> YamlConfig::from_config(std::istream& input) const 
     CLI::ConfigItem item;
     item.name = normalise_key(entry.first.Scalar());
     const YAML::Node& value = entry.second;
-    if (value.IsSequence()) {
+    if (value.IsSequence() && value.size() == 0) {
+      if (empty_list_means_none(item.name)) continue;
+    } else if (value.IsSequence()) {
       for (const auto& element : value) item.inputs.push_back(scalar_text(element, item.name));
     } else if (value.IsNull()) {
       throw CLI::ConfigError("config key '" + item.name + "': missing value");
@@ -73,7 +88,7 @@ std::vector<CLI::ConfigItem> YamlConfig::from_config(std::istream& input) const 
 }
 
 void add_yaml_config_option(CLI::App& app) {
-  app.config_formatter(std::make_shared<YamlConfig>());
+  app.config_formatter(std::make_shared<YamlConfig>(&app));
   app.set_config("--config", "", "YAML config file; its keys are the long flag names", false);
   app.allow_config_extras(CLI::config_extras_mode::error);
 }
@@ -83,9 +98,9 @@ int report_parse_error(CLI::App& app, const CLI::ParseError& error) {
   std::string what = error.what();
   if (what.rfind(kIniWording, 0) == 0) {
     std::cerr << "config: unknown key '" << what.substr(kIniWording.size()) << "'\n";
-    return static_cast<int>(CLI::ExitCodes::ConfigError);
+    return kExitUsage;
   }
-  return app.exit(error);
+  return app.exit(error) == static_cast<int>(CLI::ExitCodes::Success) ? kExitOk : kExitUsage;
 }
 
 }  // namespace wsgate

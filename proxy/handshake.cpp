@@ -154,10 +154,25 @@ Refusal validate_upstream_response(const ResponseHeader& resp, const RequestHead
   } else {
     return refuse(HandshakeOutcome::upstream_refused, status, "upstream refused upgrade");
   }
+  // A 101 ends the HTTP exchange: body framing in it, or an HTTP/1.0 101
+  // (which has no upgrade), means the upstream and the proxy disagree about
+  // where the WebSocket bytes start.
+  if (resp.version() != 11)
+    return refuse(HandshakeOutcome::upstream_bad_response, 502, "upstream 101 is not HTTP/1.1");
+  if (resp.count(http::field::content_length) != 0)
+    return refuse(HandshakeOutcome::upstream_bad_response, 502, "upstream 101 has Content-Length");
+  if (resp.count(http::field::transfer_encoding) != 0)
+    return refuse(HandshakeOutcome::upstream_bad_response, 502,
+                  "upstream 101 has Transfer-Encoding");
   if (!has_token(resp, http::field::upgrade, "websocket"))
     return refuse(HandshakeOutcome::upstream_bad_response, 502, "upstream 101 lacks Upgrade: websocket");
   if (!has_token(resp, http::field::connection, "upgrade"))
     return refuse(HandshakeOutcome::upstream_bad_response, 502, "upstream 101 lacks Connection: upgrade");
+  if (resp.count(http::field::sec_websocket_accept) != 1)
+    return refuse(HandshakeOutcome::upstream_bad_response, 502,
+                  "upstream 101 has " +
+                      std::to_string(resp.count(http::field::sec_websocket_accept)) +
+                      " Sec-WebSocket-Accept fields, not one");
   if (resp[http::field::sec_websocket_accept] !=
       websocket_accept(client_req[http::field::sec_websocket_key]))
     return refuse(HandshakeOutcome::upstream_bad_response, 502,

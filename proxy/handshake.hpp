@@ -55,9 +55,10 @@ struct ForwardContext {
 http::request<http::empty_body> build_upstream_request(const RequestHeader& client,
                                                        const ForwardContext& ctx);
 
-// RFC 6455 4.1 from the proxy's seat: a 101 must carry Upgrade/Connection,
-// the accept key for the client's key, and only a subprotocol and
-// extensions that the client offered. Anything else is a 502.
+// RFC 6455 4.1 from the proxy's seat: a 101 must be HTTP/1.1 without
+// Content-Length or Transfer-Encoding, carry Upgrade/Connection, exactly one
+// Sec-WebSocket-Accept with the key for the client's, and only a subprotocol
+// and extensions that the client offered. Anything else is a 502.
 Refusal validate_upstream_response(const ResponseHeader& resp, const RequestHeader& client_req);
 
 // The 101 the client gets: the upstream's own, hop-by-hop fields other than

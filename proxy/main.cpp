@@ -13,6 +13,7 @@
 
 #include "common/admin_server.hpp"
 #include "common/tls.hpp"
+#include "common/yaml_config.hpp"
 #include "proxy/admin_api.hpp"
 #include "proxy/edge_poller.hpp"
 #include "proxy/gateway.hpp"
@@ -26,13 +27,6 @@ using namespace wsgate;
 using namespace wsgate::proxy;
 
 namespace {
-
-tcp::endpoint resolve_bind(const HostPort& hp) {
-  net::io_context tmp;
-  tcp::resolver resolver(tmp);
-  auto results = resolver.resolve(hp.host, std::to_string(hp.port), tcp::resolver::passive);
-  return results.begin()->endpoint();
-}
 
 void load_server_tls(Gateway& gw) {
   const auto& c = gw.config();
@@ -94,15 +88,23 @@ int main(int argc, char** argv) {
     } else {
       spdlog::warn("no --tls-cert/--tls-key: the listener serves plaintext ws://");
     }
-    listener = std::make_shared<Listener>(ioc, *gateway, resolve_bind(gateway->config().listen));
-    admin = std::make_unique<AdminServer>(ioc, resolve_bind(gateway->config().admin));
+    const auto& where = gateway->config();
+    listener = listen_on(where.listen, "--listen", [&] {
+      return std::make_shared<Listener>(ioc, *gateway, resolve_listen(where.listen, "--listen"));
+    });
+    admin = listen_on(where.admin, "--admin", [&] {
+      return std::make_unique<AdminServer>(ioc, resolve_listen(where.admin, "--admin"));
+    });
     admin_api = std::make_unique<AdminApi>(ioc, *gateway, *admin);
     recorder = std::make_unique<incidents::IncidentRecorder>(ioc, *gateway, *admin);
     gateway->set_session_end_hook(
         [r = recorder.get()](const SessionSummary& s) { r->on_session_end(s); });
+  } catch (const ListenError& e) {
+    spdlog::critical("{}", e.what());
+    return kExitStartup;
   } catch (const std::exception& e) {
     spdlog::critical("start-up failed: {}", e.what());
-    return 1;
+    return kExitStartup;
   }
   const auto& cfg = gateway->config();
   auto listen_port = listener->local_endpoint().port();

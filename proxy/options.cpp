@@ -4,6 +4,7 @@
 #include <iostream>
 #include <thread>
 
+#include "common/version.hpp"
 #include "common/yaml_config.hpp"
 
 namespace wsgate::proxy {
@@ -11,9 +12,7 @@ namespace {
 
 struct HostPortValidator : CLI::Validator {
   HostPortValidator() : CLI::Validator("HOST:PORT") {
-    func_ = [](std::string& s) {
-      return parse_host_port(s) ? std::string() : "expected HOST:PORT, got '" + s + "'";
-    };
+    func_ = [](std::string& s) { return host_port_error(s); };
   }
 };
 
@@ -26,6 +25,24 @@ struct UrlValidator : CLI::Validator {
   }
 };
 
+// The trace fetcher speaks plain HTTP only: anything else would fail every
+// fetch after a clean start.
+std::string trace_url_error(const std::string& url) {
+  if (url.find("{correlation_id}") == std::string::npos)
+    return "trace URL template must hold {correlation_id}: " + url;
+  if (url.rfind("https://", 0) == 0)
+    return "https trace URLs are not supported (use http://): " + url;
+  if (url.rfind("http://", 0) != 0 || url.size() == 7 || url[7] == '/')
+    return "trace URL must be http://HOST[:PORT]/...: " + url;
+  return {};
+}
+
+// A timeout or size that must be positive (0 would mean nothing sensible).
+template <class T>
+CLI::Range positive_up_to(T max) {
+  return CLI::Range(T{1}, max);
+}
+
 }  // namespace
 
 std::optional<ProxyOptions> parse_options(int argc, char** argv, int& exit_code) {
@@ -34,6 +51,10 @@ std::optional<ProxyOptions> parse_options(int argc, char** argv, int& exit_code)
   CLI::App app{"wsgate: transparent WebSocket proxy and diagnostic gateway", "wsgate"};
   app.get_formatter()->column_width(40);
   add_yaml_config_option(app);
+  app.set_version_flag("--version", "wsgate " + std::string(version()),
+                       "Print the version and exit")
+      ->configurable(false);
+  app.footer(kExitCodesHelp);
 
   std::string listen = c.listen.to_string(), admin = c.admin.to_string();
   std::string upstream, trace_url, tap_mode = "enforce", log_format = "text", log_level = "info";
@@ -57,31 +78,67 @@ std::optional<ProxyOptions> parse_options(int argc, char** argv, int& exit_code)
   app.add_option("--admin", admin, "Admin HTTP address: /metrics /healthz /readyz /incidents /connections")->check(HostPortValidator())->capture_default_str();
   app.add_option("--incident-log", c.incident_log, "Append-only JSONL incident log (loaded back on start)");
   app.add_option("--incident-codes", incident_codes, "Close codes that open an incident")->capture_default_str();
-  app.add_option("--incident-capacity", c.incident_capacity, "Incidents kept in memory")->capture_default_str();
-  app.add_option("--incident-log-max-bytes", c.incident_log_max_bytes, "Rotate the incident log past this size")->capture_default_str();
+  app.add_option("--incident-capacity", c.incident_capacity, "Incidents kept in memory")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{1000000}))
+      ->capture_default_str();
+  app.add_option("--incident-log-max-bytes", c.incident_log_max_bytes,
+                 "Rotate the incident log past this size")
+      ->check(CLI::Range(std::uint64_t{4096}, std::uint64_t{1} << 40))
+      ->capture_default_str();
   app.add_option("--incident-fsync", c.incident_fsync, "Incident log fsync policy")->check(CLI::IsMember({"always", "interval", "never"}))->capture_default_str();
-  app.add_option("--trace-fetch-timeout-ms", trace_fetch_ms, "Backend trace fetch timeout")->capture_default_str();
+  app.add_option("--trace-fetch-timeout-ms", trace_fetch_ms, "Backend trace fetch timeout")
+      ->check(positive_up_to(3600000))
+      ->capture_default_str();
   app.add_option("--log-format", log_format, "Log line format")->check(CLI::IsMember({"json", "text"}))->capture_default_str();
   app.add_option("--log-level", log_level, "trace|debug|info|warn|error|critical|off")->check(CLI::IsMember({"trace", "debug", "info", "warn", "warning", "error", "critical", "off"}))->capture_default_str();
   app.add_option("--threads", threads, "I/O threads (default: hardware threads); 1 runs without strands or reactor locks and waits for tunnel sockets edge-triggered, without re-arming them: the least CPU per message")->check(CLI::Range(1u, 256u))->capture_default_str();
   app.add_option("--tap-mode", tap_mode, "Frame tap: enforce (close on violations), observe (count only), off")->check(CLI::IsMember({"enforce", "observe", "off"}))->capture_default_str();
-  app.add_option("--max-message-bytes", c.max_message_bytes, "Per-message size cap enforced by the tap")->capture_default_str();
-  app.add_option("--max-fragments", c.max_fragments_per_message, "Frames per message cap")->capture_default_str();
-  app.add_option("--max-header-bytes", c.max_header_bytes, "Upgrade request header limit (431 past it)")->capture_default_str();
+  app.add_option("--max-message-bytes", c.max_message_bytes,
+                 "Per-message size cap enforced by the tap")
+      ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{1} << 40))
+      ->capture_default_str();
+  app.add_option("--max-fragments", c.max_fragments_per_message, "Frames per message cap")
+      ->check(CLI::Range(std::uint32_t{1}, std::uint32_t{100000000}))
+      ->capture_default_str();
+  app.add_option("--max-header-bytes", c.max_header_bytes,
+                 "Upgrade request header limit (431 past it)")
+      ->check(CLI::Range(std::size_t{1024}, std::size_t{1} << 20))
+      ->capture_default_str();
   app.add_option("--relay-buffer-bytes", c.relay_buffer_bytes, "Relay buffer per direction, held only while a chunk is in flight (a wss upstream keeps up to 16 KiB of it for the session); lower it when many clients read slowly")->check(CLI::Range(1024ul, 1ul << 24))->capture_default_str();
-  app.add_option("--tls-handshake-timeout-ms", tls_hs_ms, "Client TLS handshake timeout")->capture_default_str();
-  app.add_option("--handshake-timeout-ms", hs_ms, "HTTP upgrade timeout (client and upstream)")->capture_default_str();
-  app.add_option("--upstream-connect-timeout-ms", connect_ms, "Upstream TCP connect timeout, all addresses")->capture_default_str();
-  app.add_option("--idle-timeout", idle_s, "Close sessions idle this many seconds (0: never)")->capture_default_str();
-  app.add_option("--close-timeout-ms", close_ms, "Time allowed for a close handshake")->capture_default_str();
-  app.add_option("--drain-timeout", drain_s, "Seconds to wait for sessions on SIGTERM")->capture_default_str();
-  app.add_option("--max-connections", c.max_connections, "Global session cap (503 past it)")->capture_default_str();
-  app.add_option("--max-connections-per-ip", c.max_connections_per_ip, "Per-client-IP cap (0: none)")->capture_default_str();
+  app.add_option("--tls-handshake-timeout-ms", tls_hs_ms, "Client TLS handshake timeout")
+      ->check(positive_up_to(3600000))
+      ->capture_default_str();
+  app.add_option("--handshake-timeout-ms", hs_ms, "HTTP upgrade timeout (client and upstream)")
+      ->check(positive_up_to(3600000))
+      ->capture_default_str();
+  app.add_option("--upstream-connect-timeout-ms", connect_ms,
+                 "Upstream TCP connect timeout, all addresses")
+      ->check(positive_up_to(3600000))
+      ->capture_default_str();
+  app.add_option("--idle-timeout", idle_s, "Close sessions idle this many seconds (0: never)")
+      ->check(CLI::Range(0, 7 * 86400))
+      ->capture_default_str();
+  app.add_option("--close-timeout-ms", close_ms, "Time allowed for a close handshake")
+      ->check(positive_up_to(3600000))
+      ->capture_default_str();
+  app.add_option("--drain-timeout", drain_s, "Seconds to wait for sessions on SIGTERM")
+      ->check(CLI::Range(0, 3600))
+      ->capture_default_str();
+  app.add_option("--max-connections", c.max_connections, "Global session cap (503 past it)")
+      ->check(CLI::Range(std::uint32_t{1}, std::uint32_t{10000000}))
+      ->capture_default_str();
+  app.add_option("--max-connections-per-ip", c.max_connections_per_ip,
+                 "Per-client-IP cap (0: none)")
+      ->check(CLI::Range(std::uint32_t{0}, std::uint32_t{10000000}))
+      ->capture_default_str();
   app.add_option("--handshake-rate-per-ip", c.handshake_rate_per_ip, "New connections per second per client IP, burst of the same size (0: no limit)")->check(CLI::Range(0.0, 1e6))->capture_default_str();
   app.add_option("--max-handshakes-in-flight", c.max_handshakes_in_flight, "Connections accepted and not yet relaying (TLS, upgrade, upstream); more are closed at accept")->check(CLI::Range(1u, 1000000u))->capture_default_str();
   app.add_option("--rate-limit-max-ips", c.rate_limit_max_ips, "Client IPs tracked by --handshake-rate-per-ip; new IPs beyond it pass unlimited (counted)")->check(CLI::Range(std::size_t{1}, std::size_t{100000000}))->capture_default_str();
   app.add_flag("!--no-trust-client-correlation-id", c.trust_client_correlation_id, "Always generate correlation IDs");
-  app.add_option("--max-private-close-codes", c.max_private_close_codes, "Distinct 3000-4999 close-code labels before 'other'")->capture_default_str();
+  app.add_option("--max-private-close-codes", c.max_private_close_codes,
+                 "Distinct 3000-4999 close-code labels before 'other'")
+      ->check(CLI::Range(std::uint32_t{0}, std::uint32_t{2000}))
+      ->capture_default_str();
   app.add_option("--port-file", c.port_file, "Write the bound ports as JSON here (for tests and scripts)");
 
   try {
@@ -100,6 +157,9 @@ std::optional<ProxyOptions> parse_options(int argc, char** argv, int& exit_code)
   c.admin = *parse_host_port(admin);
   if (c.tls_cert.empty() != c.tls_key.empty()) return fail("--tls-cert and --tls-key go together");
   std::string error;
+  if (!trace_url.empty())
+    if (auto why = trace_url_error(trace_url); !why.empty())
+      return fail("--upstream-trace-url: " + why);
   if (!upstream.empty()) c.routes.push_back({"/", *parse_upstream_url(upstream, error), trace_url});
   for (auto& r : routes) {
     auto eq = r.find('=');
@@ -112,15 +172,14 @@ std::optional<ProxyOptions> parse_options(int argc, char** argv, int& exit_code)
     }
     auto url = parse_upstream_url(url_part, error);
     if (!url) return fail("--route " + r + ": " + error);
+    if (!trace_part.empty())
+      if (auto why = trace_url_error(trace_part); !why.empty())
+        return fail("--route " + r + ": " + why);
     std::string prefix = r.substr(0, eq);
     while (prefix.size() > 1 && prefix.back() == '/') prefix.pop_back();
     c.routes.push_back({prefix, *url, trace_part});
   }
   if (c.routes.empty()) return fail("no upstream: give --upstream URL (or --route)");
-  for (auto& r : c.routes)
-    if (!r.trace_url_template.empty() &&
-        r.trace_url_template.find("{correlation_id}") == std::string::npos)
-      return fail("trace URL template must hold {correlation_id}: " + r.trace_url_template);
   std::stable_sort(c.routes.begin(), c.routes.end(), [](const Route& a, const Route& b) {
     return a.path_prefix.size() > b.path_prefix.size();
   });

@@ -91,3 +91,102 @@ TEST(YamlConfig, NotYamlMappingIsRefused) {
   EXPECT_THROW(app.parse(args), CLI::ConfigError);
   std::remove(path.c_str());
 }
+
+TEST(YamlConfig, EmptyListOfRepeatableKeyMeansNone) {
+  auto path = write_temp("fault: []\nthreads: 3\n");
+  CLI::App app;
+  Flags f;
+  add_flags(app, f);
+  std::vector<std::string> args = {path, "--config"};
+  app.parse(args);
+  EXPECT_TRUE(f.faults.empty());
+  EXPECT_EQ(f.threads, 3);
+  std::remove(path.c_str());
+}
+
+TEST(YamlConfig, EmptyListOfSingleValueKeyIsRefusedByName) {
+  auto path = write_temp("listen: []\n");
+  CLI::App app;
+  Flags f;
+  add_flags(app, f);
+  std::vector<std::string> args = {path, "--config"};
+  try {
+    app.parse(args);
+    FAIL() << "empty list accepted for a single value";
+  } catch (const CLI::ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("listen"), std::string::npos) << e.what();
+  }
+  std::remove(path.c_str());
+}
+
+TEST(YamlConfig, EmptyListOfUnknownKeyIsRefusedByName) {
+  auto path = write_temp("faults: []\n");
+  CLI::App app;
+  Flags f;
+  add_flags(app, f);
+  std::vector<std::string> args = {path, "--config"};
+  try {
+    app.parse(args);
+    FAIL() << "unknown key accepted";
+  } catch (const CLI::ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("faults"), std::string::npos) << e.what();
+  }
+  std::remove(path.c_str());
+}
+
+TEST(YamlConfig, EmptyListCannotHideANonEmptyDefault) {
+  auto path = write_temp("codes: []\n");
+  CLI::App app;
+  add_yaml_config_option(app);
+  std::vector<int> codes{1011};
+  app.add_option("--codes", codes)->capture_default_str();
+  std::vector<std::string> args = {path, "--config"};
+  try {
+    app.parse(args);
+    FAIL() << "empty list silently kept the default";
+  } catch (const CLI::ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("codes"), std::string::npos) << e.what();
+  }
+  std::remove(path.c_str());
+}
+
+TEST(YamlConfig, ParseErrorsExitWithTwoAndHelpWithZero) {
+  {
+    CLI::App app;
+    Flags f;
+    add_flags(app, f);
+    std::vector<std::string> args = {"0", "--threads"};
+    try {
+      app.parse(args);
+      FAIL() << "threads 0 accepted";
+    } catch (const CLI::ParseError& e) {
+      EXPECT_EQ(report_parse_error(app, e), kExitUsage);
+    }
+  }
+  {
+    auto path = write_temp("lsiten: 1.2.3.4:5\n");
+    CLI::App app;
+    Flags f;
+    add_flags(app, f);
+    std::vector<std::string> args = {path, "--config"};
+    try {
+      app.parse(args);
+      FAIL() << "unknown key accepted";
+    } catch (const CLI::ParseError& e) {
+      EXPECT_EQ(report_parse_error(app, e), kExitUsage);
+    }
+    std::remove(path.c_str());
+  }
+  {
+    CLI::App app;
+    Flags f;
+    add_flags(app, f);
+    std::vector<std::string> args = {"--help"};
+    try {
+      app.parse(args);
+      FAIL() << "--help did not stop the parse";
+    } catch (const CLI::ParseError& e) {
+      EXPECT_EQ(report_parse_error(app, e), kExitOk);
+    }
+  }
+}

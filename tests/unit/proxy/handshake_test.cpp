@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <boost/asio/buffer.hpp>
+#include <boost/beast/http/parser.hpp>
+
 using namespace wsgate::proxy;
 
 namespace {
@@ -148,6 +151,63 @@ TEST(Handshake, UpstreamResponseChecks) {
     EXPECT_EQ(r.status, 502u) << status;
     EXPECT_EQ(r.outcome, HandshakeOutcome::upstream_bad_response) << status;
   }
+}
+
+namespace {
+
+// The 101 as Beast's parser hands it over from the wire.
+ResponseHeader parse_response(const std::string& wire) {
+  http::response_parser<http::empty_body> parser;
+  boost::system::error_code ec;
+  parser.put(boost::asio::buffer(wire), ec);
+  EXPECT_FALSE(ec) << ec.message() << "\n" << wire;
+  return parser.get().base();
+}
+
+std::string wire_101(const RequestHeader& req, std::string_view version, std::string_view extra) {
+  return std::string(version) +
+         " 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+         "Sec-WebSocket-Accept: " +
+         websocket_accept(req[http::field::sec_websocket_key]) + "\r\n" + std::string(extra) +
+         "\r\n";
+}
+
+}  // namespace
+
+TEST(Handshake, Upstream101IsStrict) {
+  auto req = good_request();
+  auto ok = validate_upstream_response(parse_response(wire_101(req, "HTTP/1.1", "")), req);
+  EXPECT_TRUE(ok.ok()) << ok.reason;
+
+  struct Case {
+    const char* what;
+    std::string wire;
+    std::string reason;
+  };
+  const std::string accept = websocket_accept(req[http::field::sec_websocket_key]);
+  const Case bad[] = {
+      {"HTTP/1.0", wire_101(req, "HTTP/1.0", ""), "not HTTP/1.1"},
+      {"two accepts, same value",
+       wire_101(req, "HTTP/1.1", "Sec-WebSocket-Accept: " + accept + "\r\n"),
+       "2 Sec-WebSocket-Accept"},
+      {"two accepts, one wrong",
+       wire_101(req, "HTTP/1.1", "Sec-WebSocket-Accept: AAAAAAAAAAAAAAAAAAAAAAAAAAA=\r\n"),
+       "2 Sec-WebSocket-Accept"},
+      {"Content-Length", wire_101(req, "HTTP/1.1", "Content-Length: 5\r\n"), "Content-Length"},
+      {"Content-Length 0", wire_101(req, "HTTP/1.1", "Content-Length: 0\r\n"), "Content-Length"},
+      {"Transfer-Encoding", wire_101(req, "HTTP/1.1", "Transfer-Encoding: chunked\r\n"),
+       "Transfer-Encoding"},
+  };
+  for (const auto& c : bad) {
+    auto r = validate_upstream_response(parse_response(c.wire), req);
+    EXPECT_EQ(r.status, 502u) << c.what;
+    EXPECT_EQ(r.outcome, HandshakeOutcome::upstream_bad_response) << c.what;
+    EXPECT_NE(r.reason.find(c.reason), std::string::npos) << c.what << ": " << r.reason;
+  }
+
+  auto none = good_response(req);
+  none.erase(http::field::sec_websocket_accept);
+  EXPECT_EQ(validate_upstream_response(none, req).status, 502u);
 }
 
 TEST(Handshake, ClientResponseCarriesCorrelationId) {

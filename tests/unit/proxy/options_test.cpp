@@ -1,0 +1,89 @@
+#include "proxy/options.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <string>
+#include <vector>
+
+using namespace wsgate::proxy;
+
+namespace {
+
+struct Parsed {
+  std::optional<ProxyOptions> options;
+  int exit_code = -1;
+  std::string stderr_text;
+};
+
+Parsed parse(std::vector<std::string> args) {
+  args.insert(args.begin(), "wsgate");
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  Parsed out;
+  testing::internal::CaptureStderr();
+  out.options = parse_options(static_cast<int>(argv.size()), argv.data(), out.exit_code);
+  out.stderr_text = testing::internal::GetCapturedStderr();
+  return out;
+}
+
+std::vector<std::string> with_upstream(std::vector<std::string> extra) {
+  extra.insert(extra.begin(), {"--upstream", "ws://127.0.0.1:8080"});
+  return extra;
+}
+
+}  // namespace
+
+TEST(ProxyOptions, GoodCommandLineParses) {
+  auto p = parse(
+      with_upstream({"--upstream-trace-url", "http://127.0.0.1:9091/debug/traces/{correlation_id}",
+                     "--incident-capacity", "10", "--idle-timeout", "0"}));
+  ASSERT_TRUE(p.options) << p.stderr_text;
+  EXPECT_EQ(p.options->config.incident_capacity, 10u);
+  EXPECT_EQ(p.options->config.routes.at(0).trace_url_template,
+            "http://127.0.0.1:9091/debug/traces/{correlation_id}");
+}
+
+TEST(ProxyOptions, UnsupportedOrOutOfRangeValuesExitTwoNamingTheKey) {
+  const std::vector<std::vector<std::string>> bad = {
+      {"--upstream-trace-url", "https://127.0.0.1:9091/debug/traces/{correlation_id}"},
+      {"--upstream-trace-url", "ftp://127.0.0.1/{correlation_id}"},
+      {"--upstream-trace-url", "http:///{correlation_id}"},
+      {"--route", "/b=ws://127.0.0.1:1,https://h/{correlation_id}"},
+      {"--incident-capacity", "-5"},
+      {"--incident-capacity", "0"},
+      {"--handshake-timeout-ms", "0"},
+      {"--handshake-timeout-ms", "-1"},
+      {"--tls-handshake-timeout-ms", "-1"},
+      {"--upstream-connect-timeout-ms", "0"},
+      {"--close-timeout-ms", "-5"},
+      {"--trace-fetch-timeout-ms", "0"},
+      {"--idle-timeout", "-1"},
+      {"--drain-timeout", "-1"},
+      {"--threads", "0"},
+      {"--listen", "127.0.0.1:70000"},
+      {"--admin", "127.0.0.1:-1"},
+      {"--max-connections", "0"},
+      {"--max-message-bytes", "0"},
+      {"--max-header-bytes", "-1"},
+      {"--log-format", "xml"},
+      {"--log-level", "loud"},
+      {"--tap-mode", "strict"},
+  };
+  for (const auto& args : bad) {
+    auto p = parse(with_upstream(args));
+    EXPECT_FALSE(p.options) << args[0] << " " << args[1];
+    EXPECT_EQ(p.exit_code, 2) << args[0] << " " << args[1];
+    EXPECT_NE(p.stderr_text.find(args[0]), std::string::npos)
+        << args[0] << " " << args[1] << ": " << p.stderr_text;
+  }
+}
+
+TEST(ProxyOptions, VersionExitsZero) {
+  testing::internal::CaptureStdout();
+  auto p = parse({"--version"});
+  std::string out = testing::internal::GetCapturedStdout();
+  EXPECT_FALSE(p.options);
+  EXPECT_EQ(p.exit_code, 0);
+  EXPECT_EQ(out.rfind("wsgate ", 0), 0u) << out;
+}
