@@ -64,6 +64,7 @@ struct ProxyConfig {
   std::size_t trace_fetch_concurrency = 64;
   std::size_t incident_trace_max_bytes = 64 * 1024;
   std::size_t incident_queue_max = 10000;
+  std::size_t incident_queue_max_bytes = 64u << 20;
   std::size_t incident_log_max_line_bytes = 4u << 20;
   std::size_t last_message_capture_bytes = 4096;
 

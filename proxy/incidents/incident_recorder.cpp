@@ -29,6 +29,7 @@ StoreOptions store_options_from(const ProxyConfig& c) {
   o.max_log_bytes = c.incident_log_max_bytes;
   o.fsync = parse_fsync_policy(c.incident_fsync).value_or(FsyncPolicy::interval);
   o.queue_max = c.incident_queue_max;
+  o.queue_max_bytes = c.incident_queue_max_bytes;
   o.max_line_bytes = c.incident_log_max_line_bytes;
   return o;
 }

@@ -302,12 +302,17 @@ bool IncidentStore::add(const nlohmann::json& incident) {
   if (writer_.joinable()) {
     std::optional<std::uint64_t> warn;
     bool dropped = false;
+    std::size_t waiting = 0, waiting_bytes = 0;
     {
       std::lock_guard lock(queue_mutex_);
-      if (queued_ - done_ >= options_.queue_max) {
+      waiting = queued_ - done_;
+      waiting_bytes = queued_bytes_;
+      if (waiting >= options_.queue_max ||
+          (waiting > 0 && queued_bytes_ + text.size() > options_.queue_max_bytes)) {
         dropped = true;
         warn = drop_warnings_.take();
       } else {
+        queued_bytes_ += text.size();
         queue_.push_back(std::move(text));
         ++queued_;
       }
@@ -323,9 +328,9 @@ bool IncidentStore::add(const nlohmann::json& incident) {
     }
     if (warn)
       spdlog::warn(
-          "incident log {}: writer queue full ({} records): record kept in memory, not "
-          "logged ({} more in the last {} s not shown)",
-          options_.log_path, options_.queue_max, *warn,
+          "incident log {}: writer queue full ({} records, {} bytes waiting): record kept in "
+          "memory, not logged ({} more in the last {} s not shown)",
+          options_.log_path, waiting, waiting_bytes, *warn,
           std::chrono::seconds(kWarnInterval).count());
   }
   return true;
@@ -403,6 +408,7 @@ void IncidentStore::writer_loop() {
       sync();
     lock.lock();
     done_ += batch.size();
+    for (const auto& line : batch) queued_bytes_ -= line.size();
     flushed_cv_.notify_all();
   }
   lock.unlock();

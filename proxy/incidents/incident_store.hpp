@@ -47,6 +47,8 @@ struct StoreOptions {
   // Lines queued for the writer (and being written) at most; past it a
   // record is kept in memory but not logged, and counted.
   std::size_t queue_max = 10000;
+  // Bytes of those lines at most (one line is always taken when none wait).
+  std::size_t queue_max_bytes = 64u << 20;
   // Longest line loaded back; longer ones are skipped and counted.
   std::size_t max_line_bytes = 4u << 20;
   IncidentPathMetrics* metrics = nullptr;  // optional: counters to bump
@@ -141,6 +143,7 @@ class IncidentStore {
   std::condition_variable flushed_cv_;
   std::vector<std::string> queue_;
   std::uint64_t queued_ = 0, done_ = 0;
+  std::size_t queued_bytes_ = 0;  // of lines queued or being written
   bool stop_ = false;
   std::atomic<bool> reopen_requested_{false};
   WarnLimiter drop_warnings_;   // under queue_mutex_

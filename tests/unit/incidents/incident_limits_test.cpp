@@ -338,26 +338,34 @@ TEST(IncidentLog, DeepLineIsCorruptNotACrash) {
 }
 
 TEST(IncidentLog, FullWriterQueueDropsTheLogWriteButKeepsTheRecord) {
-  TempDir dir;
-  auto log = dir / "incidents.jsonl";
-  prometheus::Registry registry;
-  IncidentPathMetrics metrics(registry);
   constexpr int kRecords = 5000;
-  {
-    IncidentStore store({.capacity = kRecords,
-                         .log_path = log.string(),
-                         .fsync = FsyncPolicy::always,
-                         .queue_max = 1,
-                         .metrics = &metrics});
-    for (int i = 0; i < kRecords; ++i) store.add(incident(i));
-    store.flush();
-    auto st = store.stats();
-    EXPECT_EQ(store.size(), static_cast<std::size_t>(kRecords));
-    EXPECT_GT(st.dropped, 0u);
-    EXPECT_EQ(st.written + st.dropped, static_cast<std::uint64_t>(kRecords));
-    EXPECT_EQ(counter(registry, "wsgate_incident_log_dropped_total"),
-              static_cast<double>(st.dropped));
+  // Bounded by records, then by bytes (one record waits at a time).
+  for (auto [max_records, max_bytes] : {std::pair<std::size_t, std::size_t>{1, 64u << 20},
+                                        std::pair<std::size_t, std::size_t>{10000, 1}}) {
+    SCOPED_TRACE("queue_max " + std::to_string(max_records) + ", bytes " +
+                 std::to_string(max_bytes));
+    TempDir dir;
+    auto log = dir / "incidents.jsonl";
+    prometheus::Registry registry;
+    IncidentPathMetrics metrics(registry);
+    {
+      IncidentStore store({.capacity = kRecords,
+                           .log_path = log.string(),
+                           .fsync = FsyncPolicy::always,
+                           .queue_max = max_records,
+                           .queue_max_bytes = max_bytes,
+                           .metrics = &metrics});
+      for (int i = 0; i < kRecords; ++i) store.add(incident(i));
+      store.flush();
+      auto st = store.stats();
+      EXPECT_EQ(store.size(), static_cast<std::size_t>(kRecords));
+      EXPECT_GT(st.dropped, 0u);
+      EXPECT_GT(st.written, 0u);
+      EXPECT_EQ(st.written + st.dropped, static_cast<std::uint64_t>(kRecords));
+      EXPECT_EQ(counter(registry, "wsgate_incident_log_dropped_total"),
+                static_cast<double>(st.dropped));
+    }
+    IncidentStore again({.capacity = kRecords, .log_path = log.string()});
+    EXPECT_EQ(again.stats().corrupt_lines, 0u);
   }
-  IncidentStore again({.capacity = kRecords, .log_path = log.string()});
-  EXPECT_EQ(again.stats().corrupt_lines, 0u);
 }
