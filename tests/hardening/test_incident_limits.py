@@ -235,3 +235,52 @@ def test_non_regular_incident_log_refused_at_start(tmp_path, upstream, kind):
     assert out.returncode != 0
     assert f"--incident-log {path}" in out.stderr + out.stdout
     assert "not a regular file" in out.stderr + out.stdout
+
+
+@pytest.fixture
+def tiny_fs(tmp_path):
+    """A 64 KiB tmpfs; the test is skipped only when mounting is refused."""
+    mnt = tmp_path / "tiny"
+    mnt.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mnt)],
+                       capture_output=True, text=True, timeout=10)
+    if r.returncode != 0:
+        pytest.skip(f"mount refused: {r.stderr.strip()}")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], timeout=10)
+
+
+def fill(path):
+    """Writes `path` until the file system is full."""
+    with open(path, "wb", buffering=0) as f:
+        try:
+            while True:
+                f.write(b"\0" * 512)
+        except OSError:
+            pass
+
+
+def test_incident_log_on_a_full_disk_keeps_whole_lines(tiny_fs, tmp_path, upstream, procs):
+    log = tiny_fs / "incidents.jsonl"
+    proxy = start_proxy(str(tmp_path), upstream.url, extra=["--incident-log", str(log), "--incident-fsync", "always"])
+    procs.append(proxy)
+    session_1011(proxy, "fulldisk-0000")
+    wait_for(lambda: log.exists() and log.stat().st_size > 0, 10, what="first record")
+    fill(tiny_fs / "filler")
+    # The log's last page still takes a few records; one of them crosses it.
+    for i in range(1, 13):
+        session_1011(proxy, f"fulldisk-{i:04d}")
+        incident(proxy, f"fulldisk-{i:04d}")
+    wait_for(lambda: (metric_value(proxy, "wsgate_incident_log_write_errors_total", {"reason": "write"}) or 0) >= 1,
+             10, what="write errors counted")
+    os.unlink(tiny_fs / "filler")  # disk freed
+    for i in range(13, 16):
+        session_1011(proxy, f"fulldisk-{i:04d}")
+    wait_for(lambda: "fulldisk-0015" in log.read_text(), 10, what="records after the disk was freed")
+    written = [json.loads(line)["correlation_id"] for line in log.read_text().splitlines()]  # every line whole
+    assert written[0] == "fulldisk-0000"
+    assert written[-3:] == ["fulldisk-0013", "fulldisk-0014", "fulldisk-0015"]
+    assert len(written) < 16  # some were refused by the full disk, and counted
+    alive(proxy)
