@@ -149,7 +149,7 @@ def test_incident_storm_against_a_slow_trace_endpoint_holds_bounded_fds(tmp_path
     cids = [f"storm-{i:06d}" for i in range(n)]
     for cid in cids:
         traces.bodies[cid] = json.dumps({"stages": [{"stage": "x.y", "outcome": "error"}]}).encode()
-    traces.hold = 8.0
+    traces.hold = 10.0
     proxy = start_proxy(str(tmp_path), upstream.url, traces.template,
                         extra=["--trace-fetch-concurrency", str(FETCH_BOUND), "--trace-fetch-timeout-ms", "30000"])
     procs.append(proxy)
