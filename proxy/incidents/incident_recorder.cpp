@@ -74,11 +74,6 @@ std::size_t IncidentRecorder::pending() const {
   return pending_.size();
 }
 
-std::size_t IncidentRecorder::fetches_in_flight() const {
-  std::lock_guard lock(mutex_);
-  return fetches_in_flight_;
-}
-
 void IncidentRecorder::on_session_end(const SessionSummary& s) {
   if (!codes_.count(s.code)) return;
   const std::size_t max_fetches =

@@ -40,8 +40,6 @@ class IncidentRecorder {
 
   IncidentStore& store() { return store_; }
   std::size_t pending() const;
-  // Trace fetches running now (at most --trace-fetch-concurrency).
-  std::size_t fetches_in_flight() const;
 
  private:
   struct Pending {

@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "proxy/incidents/incident.hpp"
 #include "proxy/incidents/incident_store.hpp"
