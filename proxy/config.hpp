@@ -66,6 +66,12 @@ struct ProxyConfig {
   std::uint64_t incident_log_max_bytes = 64ull << 20;
   std::string incident_fsync = "interval";  // always | interval | never
   std::chrono::milliseconds trace_fetch_timeout{2000};
+  // Incident path bounds (docs/reliability.md, "Incident path limits").
+  std::size_t trace_fetch_concurrency = 64;
+  std::size_t incident_trace_max_bytes = 64 * 1024;
+  std::size_t incident_queue_max = 10000;
+  std::size_t incident_queue_max_bytes = 64u << 20;
+  std::size_t incident_log_max_line_bytes = 4u << 20;
   std::size_t last_message_capture_bytes = 4096;
 
   std::string port_file;

@@ -147,6 +147,7 @@ int main(int argc, char** argv) {
   std::function<void()> wait_reload = [&] {
     reload_signal.async_wait([&](boost::system::error_code ec, int) {
       if (ec) return;
+      recorder->store().request_reopen();  // after logrotate moved the incident log away
       if (cfg.tls_cert.empty()) {
         spdlog::info("SIGHUP: no TLS configured, nothing to reload");
       } else {

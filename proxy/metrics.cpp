@@ -165,7 +165,8 @@ ProxyMetrics::ProxyMetrics(pm::Registry& r, std::uint32_t max_private_close_code
                                  .Help("Client connections refused at accept, by the limit "
                                        "that refused them")
                                  .Register(r)),
-      max_private_close_codes_(max_private_close_codes) {
+      max_private_close_codes_(max_private_close_codes),
+      incident_path(r) {
   for (int i = 0; i < static_cast<int>(HandshakeOutcome::count_); ++i)
     handshakes_[i] = &handshakes_family_.Add(
         {{"outcome", std::string(to_string(static_cast<HandshakeOutcome>(i)))}});
@@ -195,6 +196,53 @@ ProxyMetrics::ProxyMetrics(pm::Registry& r, std::uint32_t max_private_close_code
       standard_closes_[code][who] = &closes_family_.Add(
           {{"code", std::to_string(1000 + code)},
            {"initiator", std::string(to_string(static_cast<Initiator>(who)))}});
+}
+
+std::string_view to_string(IncidentLogError e) {
+  switch (e) {
+    case IncidentLogError::write: return "write";
+    case IncidentLogError::open: return "open";
+    case IncidentLogError::sync: return "sync";
+    case IncidentLogError::rotate: return "rotate";
+    case IncidentLogError::count_: break;
+  }
+  return "unknown";
+}
+
+IncidentPathMetrics::IncidentPathMetrics(pm::Registry& r)
+    : trace_fetches_in_flight(pm::BuildGauge()
+                                  .Name("wsgate_incident_trace_fetches_in_flight")
+                                  .Help("Backend trace fetches running (bound: --trace-fetch-concurrency)")
+                                  .Register(r)
+                                  .Add({})),
+      trace_truncated(pm::BuildCounter()
+                          .Name("wsgate_incident_trace_truncated_total")
+                          .Help("Stored backend traces cut to --incident-trace-max-bytes")
+                          .Register(r)
+                          .Add({})),
+      log_dropped(pm::BuildCounter()
+                      .Name("wsgate_incident_log_dropped_total")
+                      .Help("Incident log writes dropped because the writer queue was full "
+                            "(--incident-queue-max); the record stays in memory")
+                      .Register(r)
+                      .Add({})),
+      log_reopens(pm::BuildCounter()
+                      .Name("wsgate_incident_log_reopens_total")
+                      .Help("Incident log reopened: file missing, replaced, or SIGHUP")
+                      .Register(r)
+                      .Add({})),
+      log_lines_too_long(pm::BuildCounter()
+                             .Name("wsgate_incident_log_lines_too_long_total")
+                             .Help("Incident log lines past the load limit, skipped at start")
+                             .Register(r)
+                             .Add({})) {
+  auto& family = pm::BuildCounter()
+                     .Name("wsgate_incident_log_write_errors_total")
+                     .Help("Incident log writes, opens, syncs and rotations that failed, by reason")
+                     .Register(r);
+  for (int i = 0; i < static_cast<int>(IncidentLogError::count_); ++i)
+    write_errors_[i] =
+        &family.Add({{"reason", std::string(to_string(static_cast<IncidentLogError>(i)))}});
 }
 
 std::string ProxyMetrics::close_label(std::uint16_t code) {

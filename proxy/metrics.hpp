@@ -59,6 +59,28 @@ std::string_view to_string(Limit l);
 
 using tap::Direction;
 
+// Why an incident log write failed: the `reason` label of
+// wsgate_incident_log_write_errors_total.
+enum class IncidentLogError : std::uint8_t { write, open, sync, rotate, count_ };
+std::string_view to_string(IncidentLogError e);
+
+// The incident path's limits and failures (docs/reliability.md,
+// "Incident path limits").
+struct IncidentPathMetrics {
+  explicit IncidentPathMetrics(prometheus::Registry& registry);
+  prometheus::Gauge& trace_fetches_in_flight;
+  prometheus::Counter& trace_truncated;     // stored traces cut to --incident-trace-max-bytes
+  prometheus::Counter& log_dropped;         // log writes dropped: writer queue full
+  prometheus::Counter& log_reopens;         // log reopened: missing, replaced, SIGHUP
+  prometheus::Counter& log_lines_too_long;  // skipped while loading
+  prometheus::Counter& log_write_error(IncidentLogError e) {
+    return *write_errors_[static_cast<int>(e)];
+  }
+
+ private:
+  std::array<prometheus::Counter*, static_cast<int>(IncidentLogError::count_)> write_errors_{};
+};
+
 class ProxyMetrics {
  public:
   ProxyMetrics(prometheus::Registry& registry, std::uint32_t max_private_close_codes);
@@ -131,6 +153,9 @@ class ProxyMetrics {
   std::map<std::string, prometheus::Counter*> close_cache_;
   std::map<std::string, prometheus::Counter*> incident_cache_;
   std::map<std::string, prometheus::Counter*> trace_fetch_cache_;
+
+ public:
+  IncidentPathMetrics incident_path;
 };
 
 }  // namespace wsgate::proxy

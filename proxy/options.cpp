@@ -89,6 +89,11 @@ std::optional<ProxyOptions> parse_options(int argc, char** argv, int& exit_code)
   app.add_option("--trace-fetch-timeout-ms", trace_fetch_ms, "Backend trace fetch timeout")
       ->check(positive_up_to(3600000))
       ->capture_default_str();
+  app.add_option("--trace-fetch-concurrency", c.trace_fetch_concurrency, "Backend trace fetches in flight at most; past it an incident is recorded without its trace")->check(CLI::Range(std::size_t{1}, std::size_t{100000}))->capture_default_str();
+  app.add_option("--incident-trace-max-bytes", c.incident_trace_max_bytes, "Stored backend trace per incident at most (serialized); a larger one keeps the failing stage and its neighbours")->check(CLI::Range(std::size_t{1024}, std::size_t{64} << 20))->capture_default_str();
+  app.add_option("--incident-queue-max", c.incident_queue_max, "Incident records waiting for the log writer at most; past it the log write is dropped (the record stays in memory)")->check(CLI::Range(std::size_t{1}, std::size_t{10000000}))->capture_default_str();
+  app.add_option("--incident-queue-max-bytes", c.incident_queue_max_bytes, "Bytes of incident records waiting for the log writer at most (one record is always taken when none wait)")->check(CLI::Range(std::size_t{1}, std::size_t{1} << 34))->capture_default_str();
+  app.add_option("--incident-log-max-line-bytes", c.incident_log_max_line_bytes, "Longest incident log line loaded back on start; longer lines are skipped")->check(CLI::Range(std::size_t{4096}, std::size_t{1} << 30))->capture_default_str();
   app.add_option("--log-format", log_format, "Log line format")->check(CLI::IsMember({"json", "text"}))->capture_default_str();
   app.add_option("--log-level", log_level, "trace|debug|info|warn|error|critical|off")->check(CLI::IsMember({"trace", "debug", "info", "warn", "warning", "error", "critical", "off"}))->capture_default_str();
   app.add_option("--threads", threads, "I/O threads (default: hardware threads); 1 runs without strands or reactor locks and waits for tunnel sockets edge-triggered, without re-arming them: the least CPU per message")->check(CLI::Range(1u, 256u))->capture_default_str();

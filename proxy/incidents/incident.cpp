@@ -1,7 +1,6 @@
 #include "proxy/incidents/incident.hpp"
 
 #include <boost/beast/zlib/inflate_stream.hpp>
-
 #include <cctype>
 #include <cstdio>
 #include <ctime>
@@ -62,24 +61,153 @@ std::optional<std::string> inflate_message(std::string_view compressed, std::siz
   zs.avail_out = out.size();
   boost::system::error_code ec;
   inflater.write(zs, zlib::Flush::sync, ec);
-  if (ec && ec != zlib::error::need_buffers && ec != zlib::error::end_of_stream) return std::nullopt;
+  if (ec && ec != zlib::error::need_buffers && ec != zlib::error::end_of_stream)
+    return std::nullopt;
   out.resize(zs.total_out);
   truncated = zs.avail_out == 0 && zs.avail_in > 0;
   return out;
 }
 
+std::size_t dumped_size(const nlohmann::json& j) {
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).size();
+}
+
+// At most `max` bytes, never ending inside a UTF-8 sequence.
+std::string cut_utf8(const std::string& s, std::size_t max) {
+  if (s.size() <= max) return s;
+  std::size_t n = max;
+  while (n > 0 && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80) --n;
+  return s.substr(0, n) + "...";
+}
+
 }  // namespace
+
+bool json_nesting_exceeds(std::string_view text, std::size_t limit) {
+  std::size_t depth = 0;
+  bool in_string = false, escaped = false;
+  for (char c : text) {
+    if (in_string) {
+      if (escaped)
+        escaped = false;
+      else if (c == '\\')
+        escaped = true;
+      else if (c == '"')
+        in_string = false;
+      continue;
+    }
+    if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > limit) return true;
+    } else if ((c == ']' || c == '}') && depth > 0) {
+      --depth;
+    }
+  }
+  return false;
+}
+
+std::optional<TraceTruncation> cap_trace(nlohmann::json& trace, std::size_t max_bytes) {
+  const std::size_t size = dumped_size(trace);
+  if (size <= max_bytes) return std::nullopt;
+  TraceTruncation t;
+  t.original_bytes = size;
+  if (!trace.is_object()) {
+    trace = nlohmann::json::object();
+    t.fields_dropped = true;
+    return t;
+  }
+  nlohmann::json stages = nlohmann::json::array();
+  if (auto it = trace.find("stages"); it != trace.end()) {
+    if (it->is_array()) stages = std::move(*it);
+    trace.erase(it);
+  }
+  const std::size_t n = stages.size();
+  std::size_t failing = n > 0 ? n - 1 : 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    if (stages[i].is_object() && string_field(stages[i], "outcome") == "error") {
+      failing = i;
+      break;
+    }
+  }
+  // Bytes of the trace without stages plus `,"stages":[]`; each kept stage
+  // adds its own size and a comma.
+  const std::size_t base = dumped_size(trace) + 12;
+  std::vector<std::size_t> sizes(n);
+  for (std::size_t i = 0; i < n; ++i) sizes[i] = dumped_size(stages[i]) + 1;
+  if (n > 0 && base + sizes[failing] <= max_bytes) {
+    std::size_t lo = failing, hi = failing, total = base + sizes[failing];
+    // Grow the window one stage at a time on each side, so the stages
+    // right before and after the failure stay first.
+    for (bool grew = true; grew;) {
+      grew = false;
+      if (hi + 1 < n && total + sizes[hi + 1] <= max_bytes) {
+        total += sizes[++hi];
+        grew = true;
+      }
+      if (lo > 0 && total + sizes[lo - 1] <= max_bytes) {
+        total += sizes[--lo];
+        grew = true;
+      }
+    }
+    nlohmann::json kept = nlohmann::json::array();
+    for (std::size_t i = lo; i <= hi; ++i) kept.push_back(std::move(stages[i]));
+    trace["stages"] = std::move(kept);
+    t.stages_dropped_before = lo;
+    t.stages_dropped_after = n - 1 - hi;
+    return t;
+  }
+  // The other fields or the failing stage alone are too large: keep the
+  // failing stage's name, outcome and a cut detail, and the policy.
+  t.fields_dropped = true;
+  nlohmann::json slim = nlohmann::json::object();
+  constexpr std::size_t kShortField = 256;
+  if (auto p = string_field(trace, "policy"); !p.empty()) slim["policy"] = cut_utf8(p, kShortField);
+  nlohmann::json kept = nlohmann::json::array();
+  if (n > 0 && stages[failing].is_object()) {
+    nlohmann::json st = nlohmann::json::object();
+    for (const char* key : {"stage", "outcome"})
+      if (auto v = string_field(stages[failing], key); !v.empty())
+        st[key] = cut_utf8(v, kShortField);
+    if (auto d = string_field(stages[failing], "detail"); !d.empty())
+      st["detail"] = cut_utf8(d, std::min<std::size_t>(1024, max_bytes / 4));
+    kept.push_back(std::move(st));
+    t.stages_dropped_before = failing;
+    t.stages_dropped_after = n - 1 - failing;
+  } else {
+    t.stages_dropped_before = n;
+  }
+  slim["stages"] = std::move(kept);
+  if (dumped_size(slim) > max_bytes) {
+    slim = nlohmann::json{{"stages", nlohmann::json::array()}};
+    t.stages_dropped_before = n;
+    t.stages_dropped_after = 0;
+  }
+  trace = std::move(slim);
+  return t;
+}
 
 std::string_view to_string(FetchOutcome o) {
   switch (o) {
-    case FetchOutcome::ok: return "ok";
-    case FetchOutcome::not_found: return "not_found";
-    case FetchOutcome::timeout: return "timeout";
-    case FetchOutcome::refused: return "refused";
-    case FetchOutcome::http_error: return "http_error";
-    case FetchOutcome::bad_response: return "bad_response";
-    case FetchOutcome::no_url: return "no_url";
-    case FetchOutcome::error: return "error";
+    case FetchOutcome::ok:
+      return "ok";
+    case FetchOutcome::not_found:
+      return "not_found";
+    case FetchOutcome::timeout:
+      return "timeout";
+    case FetchOutcome::refused:
+      return "refused";
+    case FetchOutcome::http_error:
+      return "http_error";
+    case FetchOutcome::bad_response:
+      return "bad_response";
+    case FetchOutcome::too_deep:
+      return "too_deep";
+    case FetchOutcome::overloaded:
+      return "overloaded";
+    case FetchOutcome::no_url:
+      return "no_url";
+    case FetchOutcome::error:
+      return "error";
   }
   return "error";
 }
@@ -94,8 +222,10 @@ std::vector<std::string> parse_missing_attributes(std::string_view detail) {
     if (detail[pos] != ':' && detail[pos] != ' ' && detail[pos] != '=') return out;
     ++pos;
   }
-  if (detail.substr(pos).starts_with("attributes:")) pos += 11;
-  else if (detail.substr(pos).starts_with("attribute:")) pos += 10;
+  if (detail.substr(pos).starts_with("attributes:"))
+    pos += 11;
+  else if (detail.substr(pos).starts_with("attribute:"))
+    pos += 10;
   for (;;) {
     while (pos < detail.size() && detail[pos] == ' ') ++pos;
     auto start = pos;
@@ -153,7 +283,8 @@ std::string summary_line(std::uint16_t code, std::string_view reason, Initiator 
   if (!reason.empty()) out += " \"" + one_line(reason, kMaxDetailInSummary) + "\"";
   if (fetch.outcome == FetchOutcome::ok)
     return out + ": no failing stage in the backend trace" + policy;
-  return out + ": failing stage unknown (backend trace: " + one_line(fetch.error, kMaxDetailInSummary) +
+  return out +
+         ": failing stage unknown (backend trace: " + one_line(fetch.error, kMaxDetailInSummary) +
          ")";
 }
 
@@ -177,7 +308,8 @@ nlohmann::json last_message_json(const SessionSummary& s, std::size_t cap) {
   } else {
     j["text"] = nullptr;
     j["inflated"] = false;
-    j["note"] = "compressed with permessage-deflate; does not inflate on its own (context takeover)";
+    j["note"] =
+        "compressed with permessage-deflate; does not inflate on its own (context takeover)";
   }
   return j;
 }
@@ -199,13 +331,16 @@ void redact_json(nlohmann::json& doc) {
 }
 
 nlohmann::json build_incident(const SessionSummary& s, std::chrono::system_clock::time_point at,
-                              const TraceFetchResult& fetch, std::size_t capture_bytes) {
+                              const TraceFetchResult& fetch, std::size_t capture_bytes,
+                              std::size_t trace_max_bytes) {
   TraceAnalysis analysis;
   nlohmann::json trace;
+  std::optional<TraceTruncation> truncation;
   if (fetch.outcome == FetchOutcome::ok) {
     trace = fetch.trace;
-    redact_json(trace);  // before analysis: nothing unredacted reaches the summary
-    analysis = analyze_trace(trace);
+    redact_json(trace);               // before analysis: nothing unredacted reaches the summary
+    analysis = analyze_trace(trace);  // on the whole trace, before any cut
+    truncation = cap_trace(trace, trace_max_bytes);
   }
   const std::string reason = redacted(s.reason);
   auto direction = [](const DirectionSummary& d) {
@@ -215,24 +350,33 @@ nlohmann::json build_incident(const SessionSummary& s, std::chrono::system_clock
 
   nlohmann::json j;
   j["correlation_id"] = s.correlation_id;
-  j["traceparent"] = s.traceparent.empty() ? nlohmann::json(nullptr) : nlohmann::json(s.traceparent);
+  j["traceparent"] =
+      s.traceparent.empty() ? nlohmann::json(nullptr) : nlohmann::json(s.traceparent);
   j["time"] = format_rfc3339(at);
   j["client"] = s.client;
   j["route"] = s.route;
   j["path"] = redacted(path);
   j["upstream"] = redacted(s.upstream);
-  j["close"] = {{"code", s.code}, {"reason", reason}, {"initiator", std::string(to_string(s.initiator))}};
+  j["close"] = {
+      {"code", s.code}, {"reason", reason}, {"initiator", std::string(to_string(s.initiator))}};
   j["close_handshake_complete"] = s.close_handshake_complete;
   j["end_detail"] = redacted(s.end_detail);
   j["duration_ms"] = s.duration.count();
   j["frames"] = {{"client_to_upstream", direction(s.client_to_upstream)},
                  {"upstream_to_client", direction(s.upstream_to_client)}};
   j["last_upstream_message"] = last_message_json(s, capture_bytes);
-  if (fetch.outcome == FetchOutcome::ok)
-    j["backend_trace"] = trace;
-  else
+  if (fetch.outcome == FetchOutcome::ok) {
+    j["backend_trace"] = std::move(trace);
+    if (truncation)
+      j["backend_trace_truncated"] = {{"original_bytes", truncation->original_bytes},
+                                      {"max_bytes", trace_max_bytes},
+                                      {"stages_dropped_before", truncation->stages_dropped_before},
+                                      {"stages_dropped_after", truncation->stages_dropped_after},
+                                      {"fields_dropped", truncation->fields_dropped}};
+  } else
     j["backend_trace_error"] = redacted(fetch.error);
-  j["trace_fetch"] = {{"outcome", std::string(to_string(fetch.outcome))}, {"attempts", fetch.attempts}};
+  j["trace_fetch"] = {{"outcome", std::string(to_string(fetch.outcome))},
+                      {"attempts", fetch.attempts}};
   j["failing_stage"] = analysis.failing_stage;
   j["missing_attributes"] = analysis.missing_attributes;
   j["policy"] = analysis.policy.empty() ? nlohmann::json(nullptr) : nlohmann::json(analysis.policy);
@@ -284,7 +428,8 @@ std::optional<std::chrono::system_clock::time_point> parse_time(std::string_view
   if (!Y || !M || !D || !h || !m || !sec || s.size() < 20 || s[4] != '-' || s[7] != '-' ||
       (s[10] != 'T' && s[10] != 't' && s[10] != ' ') || s[13] != ':' || s[16] != ':')
     return std::nullopt;
-  if (*M < 1 || *M > 12 || *D < 1 || *D > 31 || *h > 23 || *m > 59 || *sec > 60) return std::nullopt;
+  if (*M < 1 || *M > 12 || *D < 1 || *D > 31 || *h > 23 || *m > 59 || *sec > 60)
+    return std::nullopt;
   std::size_t pos = 19;
   std::int64_t ms = 0;
   if (s[pos] == '.') {

@@ -1,10 +1,10 @@
 #include "proxy/incidents/incident_recorder.hpp"
 
-#include <boost/asio/post.hpp>
-#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <boost/asio/post.hpp>
+#include <nlohmann/json.hpp>
 
 #include "common/logging.hpp"
 #include "common/openmetrics.hpp"
@@ -28,6 +28,9 @@ StoreOptions store_options_from(const ProxyConfig& c) {
   o.log_path = c.incident_log;
   o.max_log_bytes = c.incident_log_max_bytes;
   o.fsync = parse_fsync_policy(c.incident_fsync).value_or(FsyncPolicy::interval);
+  o.queue_max = c.incident_queue_max;
+  o.queue_max_bytes = c.incident_queue_max_bytes;
+  o.max_line_bytes = c.incident_log_max_line_bytes;
   return o;
 }
 
@@ -47,7 +50,10 @@ IncidentRecorder::IncidentRecorder(boost::asio::io_context& ioc, Gateway& gatewa
       gateway_(gateway),
       fetch_options_(std::move(fetch)),
       codes_(gateway.config().incident_codes.begin(), gateway.config().incident_codes.end()),
-      store_(std::move(store)) {}
+      store_([&] {
+        if (!store.metrics) store.metrics = &gateway.metrics().incident_path;
+        return std::move(store);
+      }()) {}
 
 IncidentRecorder::~IncidentRecorder() {
   std::map<std::uint64_t, Pending> left;
@@ -70,22 +76,47 @@ std::size_t IncidentRecorder::pending() const {
 
 void IncidentRecorder::on_session_end(const SessionSummary& s) {
   if (!codes_.count(s.code)) return;
+  const std::size_t max_fetches =
+      std::max<std::size_t>(gateway_.config().trace_fetch_concurrency, 1);
   std::uint64_t id;
+  bool fetch = !s.trace_url_template.empty();
+  std::size_t in_flight = 0;
   {
     std::lock_guard lock(mutex_);
     id = next_id_++;
     pending_.emplace(id, Pending{s, std::chrono::system_clock::now()});
+    in_flight = fetches_in_flight_;
+    if (fetch && fetches_in_flight_ >= max_fetches)
+      fetch = false;
+    else if (fetch)
+      ++fetches_in_flight_;
   }
-  if (s.trace_url_template.empty()) {
+  if (!fetch) {
     TraceFetchResult r;
-    r.outcome = FetchOutcome::no_url;
-    r.error = "no trace URL configured for route " + (s.route.empty() ? std::string("/") : s.route);
+    if (s.trace_url_template.empty()) {
+      r.outcome = FetchOutcome::no_url;
+      r.error =
+          "no trace URL configured for route " + (s.route.empty() ? std::string("/") : s.route);
+    } else {
+      r.outcome = FetchOutcome::overloaded;
+      r.error = "trace fetch skipped: " + std::to_string(in_flight) +
+                " fetches in flight (--trace-fetch-concurrency " + std::to_string(max_fetches) +
+                ")";
+    }
     // Posted, so the relay's finish() never waits on the record being built.
     boost::asio::post(ioc_, [this, id, r = std::move(r)]() mutable { complete(id, std::move(r)); });
     return;
   }
+  gateway_.metrics().incident_path.trace_fetches_in_flight.Increment();
   fetch_trace(ioc_, expand_trace_url(s.trace_url_template, s.correlation_id), fetch_options_,
-              [this, id](TraceFetchResult r) { complete(id, std::move(r)); });
+              [this, id](TraceFetchResult r) {
+                {
+                  std::lock_guard lock(mutex_);
+                  --fetches_in_flight_;
+                }
+                gateway_.metrics().incident_path.trace_fetches_in_flight.Decrement();
+                complete(id, std::move(r));
+              });
 }
 
 void IncidentRecorder::complete(std::uint64_t id, TraceFetchResult result) {
@@ -112,11 +143,14 @@ std::string IncidentRecorder::stage_label(const std::string& stage) {
 void IncidentRecorder::record(const Pending& p, const TraceFetchResult& result) {
   const auto& s = p.summary;
   nlohmann::json incident =
-      build_incident(s, p.ended, result, gateway_.config().last_message_capture_bytes);
+      build_incident(s, p.ended, result, gateway_.config().last_message_capture_bytes,
+                     gateway_.config().incident_trace_max_bytes);
   const std::string stage = incident["failing_stage"].get<std::string>();
   store_.add(incident);
 
   auto& metrics = gateway_.metrics();
+  if (incident.contains("backend_trace_truncated"))
+    metrics.incident_path.trace_truncated.Increment();
   metrics.trace_fetch(to_string(result.outcome)).Increment();
   const std::string label = stage_label(stage);
   metrics.incident(s.code, label).Increment();
@@ -126,7 +160,8 @@ void IncidentRecorder::record(const Pending& p, const TraceFetchResult& result) 
 
   WSG_LOG(spdlog::level::err, s.correlation_id, "incident: {} (failing_stage={} trace={})",
           incident["summary"].get<std::string>(), stage,
-          result.outcome == FetchOutcome::ok ? std::string("ok") : incident["backend_trace_error"].get<std::string>());
+          result.outcome == FetchOutcome::ok ? std::string("ok")
+                                             : incident["backend_trace_error"].get<std::string>());
 }
 
 }  // namespace wsgate::proxy::incidents

@@ -6,7 +6,6 @@
 // wsgate_incidents_total{code,stage} and makes its correlation ID the
 // exemplar of that series. Plugs into Gateway::set_session_end_hook().
 #include <boost/asio/io_context.hpp>
-
 #include <chrono>
 #include <map>
 #include <memory>
@@ -61,6 +60,8 @@ class IncidentRecorder {
   std::uint64_t next_id_ = 1;
   std::map<std::uint64_t, Pending> pending_;
   std::set<std::string> stage_labels_;
+  // Each fetch holds a socket: a storm of incidents must not take every fd.
+  std::size_t fetches_in_flight_ = 0;  // under mutex_
 };
 
 StoreOptions store_options_from(const ProxyConfig& config);

@@ -7,19 +7,30 @@
 //
 // Thread-safe. add() never touches the disk: a writer thread of the store's
 // own appends, rotates and syncs, so no I/O thread waits on a disk.
-#include <nlohmann/json_fwd.hpp>
-
+//
+// A logged record is never lost to a later failure: a failed or short write
+// is cut back to the last whole line (so the next record starts on a line of
+// its own); a log file deleted, replaced or rotated away by someone else is
+// reopened at the path on the next write (and on request_reopen(), SIGHUP).
+// Only regular files are accepted, and loading reads lines of bounded length.
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <nlohmann/json_fwd.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <thread>
 #include <vector>
+
+namespace wsgate::proxy {
+struct IncidentPathMetrics;
+enum class IncidentLogError : std::uint8_t;
+}  // namespace wsgate::proxy
 
 namespace wsgate::proxy::incidents {
 
@@ -33,6 +44,14 @@ struct StoreOptions {
   std::size_t keep_rotated = 3;  // FILE.1 .. FILE.3
   FsyncPolicy fsync = FsyncPolicy::interval;
   std::chrono::milliseconds fsync_interval{1000};
+  // Lines queued for the writer (and being written) at most; past it a
+  // record is kept in memory but not logged, and counted.
+  std::size_t queue_max = 10000;
+  // Bytes of those lines at most (one line is always taken when none wait).
+  std::size_t queue_max_bytes = 64u << 20;
+  // Longest line loaded back; longer ones are skipped and counted.
+  std::size_t max_line_bytes = 4u << 20;
+  IncidentPathMetrics* metrics = nullptr;  // optional: counters to bump
 };
 
 struct IncidentQuery {
@@ -49,10 +68,16 @@ struct StoreStats {
   std::uint64_t write_errors = 0;
   std::uint64_t fsyncs = 0;
   std::uint64_t rotations = 0;
+  std::uint64_t dropped = 0;         // log writes dropped: queue full
+  std::uint64_t reopens = 0;         // after the file went missing or was replaced
+  std::uint64_t lines_too_long = 0;  // skipped while loading
+  std::uint64_t rolled_back = 0;     // partial lines cut back after a failed write
 };
 
 class IncidentStore {
  public:
+  // Throws std::runtime_error when the log path exists and is not a regular
+  // file (a device, FIFO or directory) or cannot be opened.
   explicit IncidentStore(StoreOptions options);
   ~IncidentStore();  // writes and syncs whatever is queued
   IncidentStore(const IncidentStore&) = delete;
@@ -74,6 +99,9 @@ class IncidentStore {
   // Blocks until every queued line is written (and synced unless the
   // policy is never). For tests and shutdown.
   void flush();
+  // Closes and reopens the log at its path before the next write (SIGHUP,
+  // after an external rotation).
+  void request_reopen();
 
  private:
   struct Entry {
@@ -87,10 +115,21 @@ class IncidentStore {
 
   void load();
   void open_log();
+  bool open_fd(std::string& error);  // writer thread (or constructor) only
+  void reopen_if_needed();           // writer thread only
   void writer_loop();
   void write_line(const std::string& line);  // writer thread only
   void rotate();                             // writer thread only
   void sync();                               // writer thread only
+  void count_error(IncidentLogError reason, const std::string& what,
+                   int err);  // writer thread only
+
+  // At most one warning per interval; the next one says how many it hid.
+  struct WarnLimiter {
+    std::chrono::steady_clock::time_point next{};
+    std::uint64_t hidden = 0;
+    std::optional<std::uint64_t> take();
+  };
 
   StoreOptions options_;
 
@@ -104,7 +143,12 @@ class IncidentStore {
   std::condition_variable flushed_cv_;
   std::vector<std::string> queue_;
   std::uint64_t queued_ = 0, done_ = 0;
+  std::size_t queued_bytes_ = 0;  // of lines queued or being written
   bool stop_ = false;
+  std::atomic<bool> reopen_requested_{false};
+  WarnLimiter drop_warnings_;   // under queue_mutex_
+  WarnLimiter write_warnings_;  // writer thread
+  bool needs_newline_ = false;  // the file ends inside a line we could not cut back
   int fd_ = -1;
   std::uint64_t log_size_ = 0;
   bool dirty_ = false;

@@ -151,6 +151,11 @@ class FetchOp : public std::enable_shared_from_this<FetchOp> {
     if (status != 200) {
       return finish(FetchOutcome::http_error, "HTTP " + std::to_string(status) + tries_suffix());
     }
+    // Checked before parsing: a deep value overflows the stack in the
+    // recursive walks (redaction, dump, destructor) that follow.
+    if (json_nesting_exceeds(res.body(), kMaxTraceDepth))
+      return finish(FetchOutcome::too_deep,
+                    "trace nested deeper than " + std::to_string(kMaxTraceDepth) + " levels");
     auto doc = nlohmann::json::parse(res.body(), nullptr, false);
     if (doc.is_discarded() || !doc.is_object())
       return finish(FetchOutcome::bad_response, "trace is not a JSON object");

@@ -4,7 +4,8 @@
 //   flags & 1: the body is also the last upstream message
 //   flags & 2: ... marked permessage-deflate compressed (inflated on its own)
 //   flags & 4: fetch outcome bad_response with the body as error text
-// The body is parsed the way trace_fetcher.cpp does (nlohmann, no throw);
+// The body is parsed the way trace_fetcher.cpp does (nesting checked first,
+// then nlohmann, no throw);
 // a parsed document becomes the fetched trace. Then build_incident, dump.
 // Invariants: no crash, no exception; an inflated last message no longer
 // than the cap (plus redaction slack); the record is an object with the
@@ -92,8 +93,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
   TraceFetchResult fetch;
   fetch.attempts = 1;
-  auto doc = nlohmann::json::parse(body, nullptr, false);
-  if (flags & 4) {
+  const bool too_deep = json_nesting_exceeds(body, kMaxTraceDepth);
+  auto doc = too_deep ? nlohmann::json(nullptr) : nlohmann::json::parse(body, nullptr, false);
+  if (too_deep) {
+    fetch.outcome = FetchOutcome::too_deep;
+    fetch.error = "trace nested deeper than 64 levels";
+  } else if (flags & 4) {
     fetch.outcome = FetchOutcome::bad_response;
     fetch.error = body.substr(0, 512);
   } else if (doc.is_discarded() || !doc.is_object()) {

@@ -164,3 +164,16 @@ TEST(TraceFetcher, UnsupportedUrls) {
   net::io_context ioc2;
   EXPECT_EQ(run(ioc2, "http://user:pw@backend/x").error, "trace URL must not carry credentials");
 }
+
+TEST(TraceFetcher, DeeplyNestedTraceIsRefusedBeforeParsing) {
+  // ~100 KB, under the body cap, an object so it would pass the shape check.
+  const std::string body =
+      R"({"stages":)" + std::string(50000, '[') + std::string(50000, ']') + "}";
+  net::io_context ioc;
+  ScriptedServer server(ioc, {http(200, body)});
+  auto r = run(ioc, "http://127.0.0.1:" + std::to_string(server.port()) + "/t");
+  EXPECT_EQ(r.outcome, FetchOutcome::too_deep);
+  EXPECT_EQ(r.error, "trace nested deeper than 64 levels");
+  EXPECT_TRUE(r.trace.is_null());
+  EXPECT_EQ(to_string(r.outcome), "too_deep");
+}
