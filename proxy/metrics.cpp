@@ -113,6 +113,10 @@ ProxyMetrics::ProxyMetrics(pm::Registry& r, std::uint32_t max_private_close_code
                               .Name("wsgate_incident_trace_fetch_total")
                               .Help("Backend stage-trace fetches for incidents, by outcome")
                               .Register(r)),
+      admin_errors_family_(pm::BuildCounter()
+                               .Name("wsgate_admin_errors_total")
+                               .Help("Admin requests refused or failed, by reason")
+                               .Register(r)),
       max_private_close_codes_(max_private_close_codes) {
   for (int i = 0; i < static_cast<int>(HandshakeOutcome::count_); ++i)
     handshakes_[i] = &handshakes_family_.Add(
@@ -120,6 +124,9 @@ ProxyMetrics::ProxyMetrics(pm::Registry& r, std::uint32_t max_private_close_code
   for (int i = 0; i < static_cast<int>(TimeoutKind::count_); ++i)
     timeouts_[i] =
         &timeouts_family_.Add({{"kind", std::string(to_string(static_cast<TimeoutKind>(i)))}});
+  for (std::size_t i = 0; i < kAdminErrorKinds; ++i)
+    admin_errors_[i] =
+        &admin_errors_family_.Add({{"reason", std::string(to_string(static_cast<AdminError>(i)))}});
   for (int d = 0; d < 2; ++d) {
     auto dir = std::string(tap::to_string(static_cast<Direction>(d)));
     bytes_[d] = &bytes_family_.Add({{"direction", dir}});
