@@ -314,7 +314,10 @@ std::string AdminRouter::respond(std::string_view raw) const {
     if (ec == http::error::need_more || (!ec && n == 0)) {
       // Everything was given: the peer stopped here.
       ec = {};
-      parser.put_eof(ec);
+      if (parser.got_some())
+        parser.put_eof(ec);
+      else
+        ec = http::error::end_of_stream;
       if (!ec && !parser.is_done()) ec = http::error::partial_message;
     }
     if (ec) break;
