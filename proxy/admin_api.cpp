@@ -50,8 +50,8 @@ AdminApi::AdminApi(boost::asio::io_context& ioc, Gateway& gw, AdminRouter& route
     return gw.draining() ? AdminResponse::text(503, "draining\n")
                          : AdminResponse::text(200, "ready\n");
   });
-  // One page per request, so the cost of an answer does not grow with the
-  // number of sessions.
+  // Snapshots and JSON for one page per request: the cost of an answer is
+  // bounded by the page, not by the number of sessions.
   router.handle(
       "/connections",
       [&gw, &ioc, max_page = c.admin_max_page](const AdminRequest& req) {
