@@ -6,12 +6,14 @@ import json
 import os
 import socket
 import statistics
+import subprocess
 import sys
 import threading
 import time
 
 import pytest
 
+from proxy_fixtures import WSGATE, start_proxy
 from wsgate_harness import Proc, frame, metric, raw_connect, wait_for
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "integration", "incidents"))
@@ -318,12 +320,11 @@ def test_empty_token_file_refused_at_start(tmp_path, binary):
     empty.write_text(" \n\t\n")
     secret = tmp_path / "jwt.secret"
     secret.write_text(JWT_SECRET)
-    from proxy_fixtures import WSGATE
     argv = ([WSGATE, "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--upstream", "ws://127.0.0.1:9"]
             if binary == "proxy" else
             [BACKEND, "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--jwt-secret-file", str(secret)])
-    out = __import__("subprocess").run(argv + ["--admin-token-file", str(empty)], capture_output=True,
-                                       text=True, timeout=20)
+    out = subprocess.run(argv + ["--admin-token-file", str(empty)], capture_output=True, text=True,
+                         timeout=20)
     assert out.returncode == 2, out
     assert "admin-token-file" in out.stderr and "empty" in out.stderr, out.stderr
 
@@ -377,7 +378,6 @@ def test_polling_connections_does_not_slow_the_relay(upstream, tmp_path):
     """~300 idle sessions, pollers asking for every one of them on
     /connections back to back; a probe session's echo p50 stays under a
     generous bound. One I/O thread, as the proxy runs by default on one CPU."""
-    from proxy_fixtures import start_proxy
     proxy = start_proxy(f"ws://127.0.0.1:{upstream.ws}", log_level="warn", threads=1)
     idle = []
     stop = threading.Event()
