@@ -9,7 +9,12 @@
 
 namespace wsgate::backend {
 
-void register_admin_routes(AdminServer& admin, std::shared_ptr<SharedState> state) {
+void register_admin_routes(AdminRouter& admin, std::shared_ptr<SharedState> state) {
+  const auto& config = state->config();
+  admin.require_token(config.admin_token,
+                      config.admin_token_scope == "all" ? TokenScope::all : TokenScope::users);
+  admin.set_error_hook([&m = state->metrics()](AdminError e) { m.admin_error(e).Increment(); });
+
   admin.handle("/metrics", [state](const AdminRequest&) {
     AdminResponse r;
     r.content_type = std::string(kPrometheusTextContentType);
@@ -31,16 +36,24 @@ void register_admin_routes(AdminServer& admin, std::shared_ptr<SharedState> stat
     }
     return AdminResponse::json(200, state->traces().recent_json(limit));
   };
-  admin.handle("/debug/traces", list);
-  admin.handle("/debug/traces/", [state, list](const AdminRequest& req) {
-    constexpr std::string_view prefix = "/debug/traces/";
-    auto id = percent_decode(std::string_view(req.path).substr(prefix.size()));
-    if (id.empty()) return list(req);
-    if (auto found = state->traces().find_json(id)) return AdminResponse::json(200, *found);
-    nlohmann::json body = {{"error", "trace not found"}};
-    if (is_valid_correlation_id(id)) body["correlation_id"] = id;
-    return AdminResponse::json(404, body.dump());
-  });
+  // Traces name users: behind the token when one is configured.
+  admin.handle("/debug/traces", list, AdminAccess::users);
+  admin.handle(
+      "/debug/traces/",
+      [state, list](const AdminRequest& req) {
+        constexpr std::string_view prefix = "/debug/traces/";
+        auto id = percent_decode(std::string_view(req.path).substr(prefix.size()));
+        if (id.empty()) return list(req);
+        if (auto found = state->traces().find_json(id)) return AdminResponse::json(200, *found);
+        nlohmann::json body = {{"error", "trace not found"}};
+        if (is_valid_correlation_id(id)) body["correlation_id"] = id;
+        return AdminResponse::json(404, dump_json(body));
+      },
+      AdminAccess::users);
+}
+
+void register_admin_routes(AdminServer& admin, std::shared_ptr<SharedState> state) {
+  register_admin_routes(admin.router(), std::move(state));
 }
 
 }  // namespace wsgate::backend

@@ -71,6 +71,14 @@ BackendMetrics::BackendMetrics(std::shared_ptr<prometheus::Registry> registry)
   for (auto code : kKnownCloseCodes)
     closes_.emplace_back(code, &closes.Add({{"code", std::to_string(code)}}));
   close_other_ = &closes.Add({{"code", "other"}});
+
+  auto& admin_errors = BuildCounter()
+                           .Name("wsgate_backend_admin_errors_total")
+                           .Help("Admin requests refused or failed, by reason")
+                           .Register(*registry_);
+  for (std::size_t i = 0; i < admin_errors_.size(); ++i)
+    admin_errors_[i] =
+        &admin_errors.Add({{"reason", std::string(to_string(static_cast<AdminError>(i)))}});
 }
 
 prometheus::Counter& BackendMetrics::close(std::uint16_t code) {

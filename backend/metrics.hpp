@@ -16,6 +16,7 @@
 #include "backend/jwt_verifier.hpp"
 #include "backend/trace_store.hpp"
 #include "backend/user_context.hpp"
+#include "common/admin_errors.hpp"
 
 namespace wsgate::backend {
 
@@ -34,6 +35,8 @@ class BackendMetrics {
   prometheus::Counter& message(MessageKind k) { return *messages_[index(k)]; }
   // Known close codes have their own label; anything else is "other".
   prometheus::Counter& close(std::uint16_t code);
+  // wsgate_backend_admin_errors_total{reason}: refused or failed admin requests.
+  prometheus::Counter& admin_error(AdminError e) { return *admin_errors_[index(e)]; }
 
   prometheus::Gauge& connections_active;
   prometheus::Gauge& managers_active;
@@ -51,6 +54,7 @@ class BackendMetrics {
   std::array<prometheus::Counter*, std::size(kAllStages)> stage_failures_{};
   std::array<prometheus::Counter*, std::size(kAllAuthFailures)> auth_failures_{};
   std::array<prometheus::Counter*, 4> messages_{};
+  std::array<prometheus::Counter*, kAdminErrorKinds> admin_errors_{};
   std::vector<std::pair<std::uint16_t, prometheus::Counter*>> closes_;
   prometheus::Counter* close_other_ = nullptr;
 };

@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "common/version.hpp"
+#include "common/admin_server.hpp"
 #include "common/yaml_config.hpp"
 
 namespace wsgate::backend {
@@ -174,6 +175,14 @@ void add_serve_options(CLI::App& app, ServeOptions& o) {
                  "Stages kept per trace (old successful message stages make room)")
       ->check(CLI::Range(std::size_t{8}, std::size_t{100000}))
       ->capture_default_str();
+  app.add_option("--admin-token-file", o.admin_token_file,
+                 "Bearer token (the file's content) that /debug/traces requires; none when not "
+                 "given");
+  app.add_option("--admin-token-scope", o.admin_token_scope,
+                 "What the admin token guards: users (/debug/traces) or all (also /metrics "
+                 "/healthz)")
+      ->check(CLI::IsMember({"users", "all"}))
+      ->capture_default_str();
   app.add_option("--port-file", o.port_file,
                  "After binding, write {\"listen\":PORT,\"admin\":PORT} to this file");
 }
@@ -252,6 +261,17 @@ std::variant<BackendConfig, std::string> resolve(const ServeOptions& o, const ch
   c.trace_limits.max_traces = o.trace_capacity;
   c.trace_limits.max_bytes = o.trace_max_bytes;
   c.trace_limits.max_stages = o.trace_max_stages;
+  if (o.admin_token_scope != "users" && o.admin_token_scope != "all")
+    return error("admin-token-scope: '" + o.admin_token_scope + "' is not users or all");
+  c.admin_token_scope = o.admin_token_scope;
+  if (!o.admin_token_file.empty()) {
+    std::string why;
+    auto token = read_token_file(o.admin_token_file, why);
+    if (!token) return error("admin-token-file: " + why);
+    c.admin_token = std::move(*token);
+  } else if (o.admin_token_scope == "all") {
+    return error("admin-token-scope: all needs --admin-token-file");
+  }
   c.port_file = o.port_file;
   return c;
 }

@@ -44,6 +44,8 @@ struct ServeOptions {
   std::size_t trace_capacity = 10000;
   std::size_t trace_max_bytes = 16 * 1024 * 1024;
   std::size_t trace_max_stages = 100;
+  std::string admin_token_file;
+  std::string admin_token_scope = "users";
   std::string port_file;
 };
 
@@ -74,6 +76,10 @@ struct BackendConfig {
   std::chrono::milliseconds handshake_timeout{10000};
   std::chrono::milliseconds idle_timeout{300000};
   TraceLimits trace_limits;
+  // Required as Authorization: Bearer by /debug/traces (and by every admin
+  // endpoint with scope "all"); none when empty.
+  std::string admin_token;
+  std::string admin_token_scope = "users";  // users | all
   std::string port_file;
 };
 

@@ -1,28 +1,73 @@
 #include "proxy/admin_api.hpp"
 
+#include <boost/asio/post.hpp>
+#include <charconv>
 #include <nlohmann/json.hpp>
 
 #include "common/metrics_exposition.hpp"
 #include "common/openmetrics.hpp"
 
 namespace wsgate::proxy {
+namespace {
 
-AdminApi::AdminApi(boost::asio::io_context&, Gateway& gw, AdminServer& server) {
-  server.handle("/metrics", [&gw](const AdminRequest& req) {
+// A query parameter that must be an unsigned integer, `fallback` when absent.
+std::optional<std::size_t> size_param(const AdminRequest& req, std::string_view name,
+                                      std::size_t fallback) {
+  auto text = req.param(name);
+  if (text.empty()) return fallback;
+  std::size_t v = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (ec != std::errc() || end != text.data() + text.size()) return std::nullopt;
+  return v;
+}
+
+}  // namespace
+
+AdminApi::AdminApi(boost::asio::io_context& ioc, Gateway& gw, AdminServer& server)
+    : AdminApi(ioc, gw, server.router()) {}
+
+AdminApi::AdminApi(boost::asio::io_context& ioc, Gateway& gw, AdminRouter& router) {
+  const auto& c = gw.config();
+  router.require_token(c.admin_token,
+                       c.admin_token_scope == "all" ? TokenScope::all : TokenScope::users);
+  router.set_error_hook([&m = gw.metrics()](AdminError e) { m.admin_error(e).Increment(); });
+  auto limits = router.limits();
+  limits.write_timeout = c.admin_write_timeout;
+  router.set_limits(limits);
+
+  router.handle("/metrics", [&gw](const AdminRequest& req) {
     // OpenMetrics (with exemplars) only when the scraper asks for it.
     if (accepts_openmetrics(req.accept))
-      return AdminResponse{200, std::string(kOpenMetricsContentType),
-                           render_openmetrics(gw.registry().Collect(), &gw.exemplars())};
-    return AdminResponse{200, std::string(kPrometheusTextContentType),
-                         render_prometheus_text(gw.registry())};
+      return AdminResponse{200,
+                           std::string(kOpenMetricsContentType),
+                           render_openmetrics(gw.registry().Collect(), &gw.exemplars()),
+                           {}};
+    return AdminResponse{
+        200, std::string(kPrometheusTextContentType), render_prometheus_text(gw.registry()), {}};
   });
-  server.handle("/healthz", [](const AdminRequest&) { return AdminResponse::text(200, "ok\n"); });
-  server.handle("/readyz", [&gw](const AdminRequest&) {
-    return gw.draining() ? AdminResponse::text(503, "draining\n") : AdminResponse::text(200, "ready\n");
+  router.handle("/healthz", [](const AdminRequest&) { return AdminResponse::text(200, "ok\n"); });
+  router.handle("/readyz", [&gw](const AdminRequest&) {
+    return gw.draining() ? AdminResponse::text(503, "draining\n")
+                         : AdminResponse::text(200, "ready\n");
   });
-  server.handle("/connections", [&gw](const AdminRequest&) {
-    return AdminResponse::json(200, gw.sessions_json().dump() + "\n");
-  });
+  // Snapshots and JSON for one page per request: the cost of an answer is
+  // bounded by the page, not by the number of sessions.
+  router.handle(
+      "/connections",
+      [&gw, &ioc, max_page = c.admin_max_page](const AdminRequest& req) {
+        auto limit = size_param(req, "limit", std::min(kDefaultConnectionsPage, max_page));
+        if (!limit || *limit == 0)
+          return AdminResponse::json_error(400, "limit must be a positive integer");
+        auto offset = size_param(req, "offset", 0);
+        if (!offset) return AdminResponse::json_error(400, "offset must be a non-negative integer");
+        std::vector<std::shared_ptr<LiveSession>> held;
+        auto page = gw.sessions_json(*offset, std::min(*limit, max_page), held);
+        boost::asio::post(ioc, [held = std::move(held)] {});
+        page["count"] = page["connections"].size();
+        page["offset"] = *offset;
+        return AdminResponse::json(200, dump_json(page) + "\n");
+      },
+      AdminAccess::users);
 }
 
 }  // namespace wsgate::proxy

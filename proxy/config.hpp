@@ -74,6 +74,15 @@ struct ProxyConfig {
   std::size_t incident_log_max_line_bytes = 4u << 20;
   std::size_t last_message_capture_bytes = 4096;
 
+  // Admin endpoints. A non-empty token is required (Authorization: Bearer)
+  // by the endpoints that name users, and by all of them with scope "all".
+  std::string admin_token;
+  std::string admin_token_scope = "users";  // users | all
+  std::chrono::milliseconds admin_write_timeout{10000};
+  std::size_t admin_max_page = 1000;  // sessions in one /connections answer
+  // Sent with backend trace fetches (the backend's admin token).
+  std::string trace_fetch_token;
+
   std::string port_file;
 };
 

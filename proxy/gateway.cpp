@@ -96,10 +96,13 @@ bool Gateway::allow_handshake(const std::string& client_ip) {
   return true;
 }
 
-nlohmann::json Gateway::sessions_json() const {
+nlohmann::json Gateway::sessions_json(std::size_t offset, std::size_t limit,
+                                      std::vector<std::shared_ptr<LiveSession>>& held) const {
+  held = sessions_.live();
   auto out = nlohmann::json::array();
-  for (auto& s : sessions_.live()) out.push_back(s->snapshot());
-  return out;
+  for (std::size_t i = offset; i < held.size() && out.size() < limit; ++i)
+    out.push_back(held[i]->snapshot());
+  return {{"connections", std::move(out)}, {"total", held.size()}};
 }
 
 void Gateway::drain_all() {

@@ -79,7 +79,12 @@ class Gateway {
   std::uint64_t add_session(std::weak_ptr<LiveSession> s) { return sessions_.add(std::move(s)); }
   void remove_session(std::uint64_t id) { sessions_.remove(id); }
   std::size_t session_count() const { return sessions_.size(); }
-  nlohmann::json sessions_json() const;
+  // {"connections": [snapshots of live sessions offset.. (at most limit)],
+  // "total": live sessions}. Every session reference taken is handed to
+  // `held`: the caller drops them where a session may be destroyed (its I/O
+  // threads), since the last reference can be the one taken here.
+  nlohmann::json sessions_json(std::size_t offset, std::size_t limit,
+                               std::vector<std::shared_ptr<LiveSession>>& held) const;
   void drain_all();
 
   // Connections between accept and the 101 (drain waits for them, and ends

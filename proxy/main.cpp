@@ -71,6 +71,9 @@ int main(int argc, char** argv) {
                                                    : static_cast<int>(options->config.threads));
   std::unique_ptr<EdgePoller> edge_poller;
   std::shared_ptr<Listener> listener;
+  // The admin endpoints run on a thread of their own: answering them (a
+  // page of /connections, a scrape) never delays relaying.
+  net::io_context admin_ioc(1);
   std::unique_ptr<AdminServer> admin;
   std::unique_ptr<AdminApi> admin_api;
   std::unique_ptr<incidents::IncidentRecorder> recorder;
@@ -93,7 +96,7 @@ int main(int argc, char** argv) {
       return std::make_shared<Listener>(ioc, *gateway, resolve_listen(where.listen, "--listen"));
     });
     admin = listen_on(where.admin, "--admin", [&] {
-      return std::make_unique<AdminServer>(ioc, resolve_listen(where.admin, "--admin"));
+      return std::make_unique<AdminServer>(admin_ioc, resolve_listen(where.admin, "--admin"));
     });
     admin_api = std::make_unique<AdminApi>(ioc, *gateway, *admin);
     recorder = std::make_unique<incidents::IncidentRecorder>(ioc, *gateway, *admin);
@@ -124,6 +127,7 @@ int main(int argc, char** argv) {
 
   listener->run();
   admin->start();
+  std::thread admin_thread([&admin_ioc] { admin_ioc.run(); });
   if (gateway->edge_poller())
     spdlog::info("tunnel sockets: edge-triggered in Asio's epoll set, one operation per socket "
                  "that is never re-armed");
@@ -167,5 +171,9 @@ int main(int argc, char** argv) {
   for (unsigned i = 1; i < cfg.threads; ++i) threads.emplace_back([&ioc] { ioc.run(); });
   ioc.run();
   for (auto& t : threads) t.join();
+  // Before anything its handlers use (gateway, incident store) goes away.
+  admin->stop();
+  admin_ioc.stop();
+  admin_thread.join();
   return 0;
 }

@@ -165,6 +165,10 @@ ProxyMetrics::ProxyMetrics(pm::Registry& r, std::uint32_t max_private_close_code
                                  .Help("Client connections refused at accept, by the limit "
                                        "that refused them")
                                  .Register(r)),
+      admin_errors_family_(pm::BuildCounter()
+                               .Name("wsgate_admin_errors_total")
+                               .Help("Admin requests refused or failed, by reason")
+                               .Register(r)),
       max_private_close_codes_(max_private_close_codes),
       incident_path(r) {
   for (int i = 0; i < static_cast<int>(HandshakeOutcome::count_); ++i)
@@ -179,6 +183,9 @@ ProxyMetrics::ProxyMetrics(pm::Registry& r, std::uint32_t max_private_close_code
   for (int i = 0; i < static_cast<int>(Limit::count_); ++i)
     limit_refusals_[i] =
         &limit_refusals_family_.Add({{"limit", std::string(to_string(static_cast<Limit>(i)))}});
+  for (std::size_t i = 0; i < kAdminErrorKinds; ++i)
+    admin_errors_[i] =
+        &admin_errors_family_.Add({{"reason", std::string(to_string(static_cast<AdminError>(i)))}});
   for (int d = 0; d < 2; ++d) {
     auto dir = std::string(tap::to_string(static_cast<Direction>(d)));
     bytes_[d] = &bytes_family_.Add({{"direction", dir}});

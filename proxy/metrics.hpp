@@ -15,6 +15,7 @@
 #include <mutex>
 #include <string>
 
+#include "common/admin_errors.hpp"
 #include "proxy/close_codes.hpp"
 #include "proxy/tap/frame_tap.hpp"
 
@@ -117,6 +118,10 @@ class ProxyMetrics {
   }
   prometheus::Counter& incident(std::uint16_t code, std::string_view stage);
   prometheus::Counter& trace_fetch(std::string_view outcome);
+  // wsgate_admin_errors_total{reason}: refused or failed admin requests.
+  prometheus::Counter& admin_error(AdminError e) {
+    return *admin_errors_[static_cast<std::size_t>(e)];
+  }
   // The label value `code` gets in wsgate_closes_total.
   std::string close_label(std::uint16_t code);
 
@@ -136,9 +141,11 @@ class ProxyMetrics {
   prometheus::Family<prometheus::Counter>& trace_fetch_family_;
   prometheus::Family<prometheus::Counter>& accept_errors_family_;
   prometheus::Family<prometheus::Counter>& limit_refusals_family_;
+  prometheus::Family<prometheus::Counter>& admin_errors_family_;
 
   std::array<prometheus::Counter*, static_cast<int>(HandshakeOutcome::count_)> handshakes_{};
   std::array<prometheus::Counter*, static_cast<int>(TimeoutKind::count_)> timeouts_{};
+  std::array<prometheus::Counter*, kAdminErrorKinds> admin_errors_{};
   std::array<prometheus::Counter*, 2> bytes_{};
   std::array<prometheus::Counter*, static_cast<int>(AcceptError::count_)> accept_errors_{};
   std::array<prometheus::Counter*, static_cast<int>(Limit::count_)> limit_refusals_{};

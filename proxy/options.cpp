@@ -5,6 +5,7 @@
 #include <thread>
 
 #include "common/version.hpp"
+#include "common/admin_server.hpp"
 #include "common/yaml_config.hpp"
 
 namespace wsgate::proxy {
@@ -61,7 +62,8 @@ std::optional<ProxyOptions> parse_options(int argc, char** argv, int& exit_code)
   std::vector<std::string> routes;
   std::vector<int> incident_codes{1011};
   int tls_hs_ms = 10000, hs_ms = 10000, connect_ms = 5000, idle_s = 0, close_ms = 5000,
-      drain_s = 10, trace_fetch_ms = 2000;
+      drain_s = 10, trace_fetch_ms = 2000, admin_write_ms = 10000;
+  std::string admin_token_file, trace_fetch_token_file;
   unsigned threads = std::max(1u, std::thread::hardware_concurrency());
 
   app.add_option("--listen", listen, "Client listener address")->check(HostPortValidator())->capture_default_str();
@@ -144,6 +146,11 @@ std::optional<ProxyOptions> parse_options(int argc, char** argv, int& exit_code)
                  "Distinct 3000-4999 close-code labels before 'other'")
       ->check(CLI::Range(std::uint32_t{0}, std::uint32_t{2000}))
       ->capture_default_str();
+  app.add_option("--admin-token-file", admin_token_file, "Bearer token (the file's content) that /incidents, /incidents/ID and /connections require; none when not given");
+  app.add_option("--admin-token-scope", c.admin_token_scope, "What the admin token guards: users (endpoints naming users) or all (also /metrics /healthz /readyz)")->check(CLI::IsMember({"users", "all"}))->capture_default_str();
+  app.add_option("--admin-write-timeout-ms", admin_write_ms, "Time an admin client has to read an answer before the connection is dropped")->check(CLI::Range(1, 3600000))->capture_default_str();
+  app.add_option("--admin-max-page", c.admin_max_page, "Most sessions one /connections answer lists (?limit=N&offset=M pages; default limit 100)")->check(CLI::Range(std::size_t{1}, std::size_t{1000000}))->capture_default_str();
+  app.add_option("--trace-fetch-token-file", trace_fetch_token_file, "Bearer token (the file's content) sent with backend trace fetches: the backend's --admin-token-file");
   app.add_option("--port-file", c.port_file, "Write the bound ports as JSON here (for tests and scripts)");
 
   try {
@@ -202,6 +209,19 @@ std::optional<ProxyOptions> parse_options(int argc, char** argv, int& exit_code)
   c.close_timeout = std::chrono::milliseconds(close_ms);
   c.drain_timeout = std::chrono::seconds(drain_s);
   c.trace_fetch_timeout = std::chrono::milliseconds(trace_fetch_ms);
+  c.admin_write_timeout = std::chrono::milliseconds(admin_write_ms);
+  if (!admin_token_file.empty()) {
+    auto token = read_token_file(admin_token_file, error);
+    if (!token) return fail("--admin-token-file: " + error);
+    c.admin_token = std::move(*token);
+  } else if (c.admin_token_scope == "all") {
+    return fail("--admin-token-scope all needs --admin-token-file");
+  }
+  if (!trace_fetch_token_file.empty()) {
+    auto token = read_token_file(trace_fetch_token_file, error);
+    if (!token) return fail("--trace-fetch-token-file: " + error);
+    c.trace_fetch_token = std::move(*token);
+  }
   out.log_format = *logging::parse_format(log_format);
   out.log_level = *logging::parse_level(log_level == "warning" ? "warn" : log_level);
   return out;

@@ -39,6 +39,8 @@ IncidentRecorder::IncidentRecorder(boost::asio::io_context& ioc, Gateway& gatewa
     : IncidentRecorder(ioc, gateway, store_options_from(gateway.config()), [&] {
         FetchOptions f;
         f.timeout = gateway.config().trace_fetch_timeout;
+        if (!gateway.config().trace_fetch_token.empty())
+          f.authorization = "Bearer " + gateway.config().trace_fetch_token;
         return f;
       }()) {
   register_incident_routes(admin, store_);

@@ -1,8 +1,7 @@
 #include "proxy/incidents/incidents_api.hpp"
 
-#include <nlohmann/json.hpp>
-
 #include <charconv>
+#include <nlohmann/json.hpp>
 
 #include "common/redact.hpp"
 #include "proxy/incidents/incident.hpp"
@@ -11,7 +10,7 @@ namespace wsgate::proxy::incidents {
 namespace {
 
 AdminResponse json_error(unsigned status, const std::string& message) {
-  return AdminResponse::json(status, nlohmann::json{{"error", message}}.dump() + "\n");
+  return AdminResponse::json_error(status, message);
 }
 
 template <typename T>
@@ -80,9 +79,17 @@ AdminResponse get_incident(const IncidentStore& store, const AdminRequest& req) 
   return AdminResponse::json(200, *record + "\n");
 }
 
+void register_incident_routes(AdminRouter& admin, const IncidentStore& store) {
+  admin.handle(
+      "/incidents", [&store](const AdminRequest& req) { return list_incidents(store, req); },
+      AdminAccess::users);
+  admin.handle(
+      "/incidents/", [&store](const AdminRequest& req) { return get_incident(store, req); },
+      AdminAccess::users);
+}
+
 void register_incident_routes(AdminServer& admin, const IncidentStore& store) {
-  admin.handle("/incidents", [&store](const AdminRequest& req) { return list_incidents(store, req); });
-  admin.handle("/incidents/", [&store](const AdminRequest& req) { return get_incident(store, req); });
+  register_incident_routes(admin.router(), store);
 }
 
 }  // namespace wsgate::proxy::incidents

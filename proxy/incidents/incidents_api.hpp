@@ -17,6 +17,8 @@ std::optional<IncidentQuery> parse_incident_query(const AdminRequest& req, std::
 AdminResponse list_incidents(const IncidentStore& store, const AdminRequest& req);
 AdminResponse get_incident(const IncidentStore& store, const AdminRequest& req);
 
+// Both need the admin token when one is configured: incidents name users.
+void register_incident_routes(AdminRouter& admin, const IncidentStore& store);
 void register_incident_routes(AdminServer& admin, const IncidentStore& store);
 
 }  // namespace wsgate::proxy::incidents

@@ -125,6 +125,8 @@ class FetchOp : public std::enable_shared_from_this<FetchOp> {
     request_.set(http::field::accept, "application/json");
     request_.set(http::field::user_agent, "wsgate-incidents");
     request_.set(http::field::connection, "close");
+    if (!options_.authorization.empty())
+      request_.set(http::field::authorization, options_.authorization);
     http::async_write(*stream_, request_,
                       [self = shared_from_this()](beast::error_code ec2, std::size_t) {
                         if (ec2) return self->fail(ec2, "write");

@@ -20,6 +20,7 @@ struct FetchOptions {
   std::vector<std::chrono::milliseconds> retry_delays{std::chrono::milliseconds(100),
                                                       std::chrono::milliseconds(300)};
   std::size_t max_body_bytes = 1 << 20;
+  std::string authorization;  // the Authorization header's value; none when empty
 };
 
 // `{correlation_id}` replaced by the (percent-encoded) ID, every occurrence.
