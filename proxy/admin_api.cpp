@@ -63,9 +63,13 @@ AdminApi::AdminApi(boost::asio::io_context& ioc, Gateway& gw, AdminRouter& route
         std::vector<std::shared_ptr<LiveSession>> held;
         auto page = gw.sessions_json(*offset, std::min(*limit, max_page), held);
         boost::asio::post(ioc, [held = std::move(held)] {});
-        page["count"] = page["connections"].size();
-        page["offset"] = *offset;
-        return AdminResponse::json(200, dump_json(page) + "\n");
+        // The body stays the array it always was (scripts read it as one);
+        // the page's place in the whole goes in headers.
+        const std::size_t total = page["total"].get<std::size_t>();
+        auto out = AdminResponse::json(200, dump_json(page["connections"]) + "\n");
+        out.headers = {{"X-Total-Count", std::to_string(total)},
+                       {"X-Offset", std::to_string(*offset)}};
+        return out;
       },
       AdminAccess::users);
 }
