@@ -25,10 +25,13 @@ def proxy_factory():
 
 class CaptureUpstream:
     """Accepts connections, records the raw bytes of each request head and
-    answers a correct 101 (agreeing to `extensions` when set); then reads and
-    records what follows."""
+    answers a correct 101 (agreeing to `extensions` when set), or
+    `head(accept)` when given, followed by `trailer`; then reads and records
+    what follows."""
 
-    def __init__(self):
+    def __init__(self, head=None, trailer=b""):
+        self.head = head
+        self.trailer = trailer
         self.sock = socket.socket()
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", 0))
@@ -65,8 +68,10 @@ class CaptureUpstream:
                     key = line.split(b":", 1)[1].strip()
             accept = base64.b64encode(hashlib.sha1(key + GUID.encode()).digest())
             ext = f"Sec-WebSocket-Extensions: {self.extensions}\r\n".encode() if self.extensions else b""
-            c.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                      b"Sec-WebSocket-Accept: " + accept + b"\r\n" + ext + b"\r\n")
+            answer = self.head(accept) if self.head else (
+                b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                b"Sec-WebSocket-Accept: " + accept + b"\r\n" + ext + b"\r\n")
+            c.sendall(answer + self.trailer)
             got = rest
             while True:
                 chunk = c.recv(65536)

@@ -3,74 +3,24 @@ deeply nested backend trace, a huge trace, a storm of 1011 sessions against
 a slow trace endpoint (fds bounded, every incident recorded), an incident log
 whose directory is replaced, and a non-regular --incident-log."""
 import asyncio
-import http.server
 import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 
 import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "integration", "incidents"))
 from incident_harness import (WSGATE, FakeUpstream, http_get, incident, metric_value,  # noqa: E402
-                              run_session, start_proxy, wait_for, ws_session)
+                              run_session, start_proxy, TraceServer, wait_for, ws_session)
 
 pytestmark = pytest.mark.skipif(not WSGATE, reason="WSGATE_BIN not set")
 
 FETCH_BOUND = 16
 FD_SLACK = 40  # listener, admin, epoll, eventfds, log files, ASan, in-flight teardown
-
-
-class RawTraceServer:
-    """Serves `bodies[cid]` verbatim (404 when unknown) after `hold` seconds."""
-
-    def __init__(self):
-        self.bodies = {}
-        self.hold = 0.0
-        self.requests = 0
-        self.lock = threading.Lock()
-        outer = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):
-                with outer.lock:
-                    outer.requests += 1
-                if outer.hold:
-                    time.sleep(outer.hold)
-                body = outer.bodies.get(self.path.rsplit("/", 1)[-1])
-                status = 200 if body is not None else 404
-                body = body if body is not None else b'{"error":"unknown"}'
-                try:
-                    self.send_response(status)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(body)))
-                    self.end_headers()
-                    self.wfile.write(body)
-                except OSError:
-                    pass
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.httpd.request_queue_size = 1024
-        self.port = self.httpd.server_address[1]
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    @property
-    def template(self):
-        return f"http://127.0.0.1:{self.port}/debug/traces/{{correlation_id}}"
-
-    def stop(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join(10)
 
 
 @pytest.fixture
@@ -82,7 +32,7 @@ def upstream():
 
 @pytest.fixture
 def traces():
-    t = RawTraceServer()
+    t = TraceServer()
     yield t
     t.stop()
 
@@ -170,7 +120,7 @@ def test_incident_storm_against_a_slow_trace_endpoint_holds_bounded_fds(tmp_path
     assert all(code == 1011 for code, _, _ in results)
     # Every session is over; the held fetches are still running.
     assert time.monotonic() - started < traces.hold, "storm slower than the trace hold: raise hold"
-    wait_for(lambda: traces.requests >= FETCH_BOUND, 10, what="held trace fetches")
+    wait_for(lambda: len(traces.requests) >= FETCH_BOUND, 10, what="held trace fetches")
     time.sleep(0.5)
     held = fd_count(proxy.proc.pid)
     print(f"storm: {n} incidents, proxy fds {baseline} before, {held} with fetches held")
@@ -185,7 +135,7 @@ def test_incident_storm_against_a_slow_trace_endpoint_holds_bounded_fds(tmp_path
     assert len(skipped) + len(fetched) == n
     assert len(skipped) >= n - 2 * FETCH_BOUND
     assert "fetches in flight" in skipped[0]["backend_trace_error"]
-    assert traces.requests <= n - len(skipped)
+    assert len(traces.requests) <= n - len(skipped)
     assert metric_value(proxy, "wsgate_incident_trace_fetch_total", {"outcome": "overloaded"}) == len(skipped)
     alive(proxy)
 

@@ -2,68 +2,22 @@
 HTTP/1.0, two Sec-WebSocket-Accept fields, Content-Length or
 Transfer-Encoding gets its client a 502; nothing the upstream sent after
 its head reaches the client; the reason is logged and counted."""
-import base64
-import hashlib
 import socket
 import struct
-import threading
 
 import pytest
 
-from conftest import GUID
+from conftest import CaptureUpstream
 from wsgate_harness import metric, raw_connect, wait_for
 
 # An unmasked server text frame: what a relayed byte stream would show.
 LEAK = struct.pack("!BB", 0x81, 9) + b"leak-mark"
 
 
-class Scripted101Upstream:
+def Scripted101Upstream(head):
     """Answers every upgrade request with `head(accept)` followed by LEAK,
     then holds the connection until the peer closes it."""
-
-    def __init__(self, head):
-        self.head = head
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.port = self.sock.getsockname()[1]
-        self.served = 0
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self):
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
-
-    def _serve(self, c):
-        c.settimeout(10)
-        data = b""
-        try:
-            while b"\r\n\r\n" not in data:
-                chunk = c.recv(4096)
-                if not chunk:
-                    return
-                data += chunk
-            key = b""
-            for line in data.split(b"\r\n"):
-                if line.lower().startswith(b"sec-websocket-key:"):
-                    key = line.split(b":", 1)[1].strip()
-            accept = base64.b64encode(hashlib.sha1(key + GUID.encode()).digest())
-            c.sendall(self.head(accept) + LEAK)
-            self.served += 1
-            while c.recv(65536):
-                pass
-        except OSError:
-            pass
-        finally:
-            c.close()
-
-    def stop(self):
-        self.sock.close()
+    return CaptureUpstream(head=head, trailer=LEAK)
 
 
 def head(version=b"HTTP/1.1", extra=b"", accepts=1):
@@ -110,7 +64,7 @@ def test_bad_upstream_101_is_a_502_and_nothing_is_relayed(case, proxy_factory):
             assert b"leak-mark" not in rest, rest
         finally:
             sock.close()
-        assert up.served == 1
+        assert len(up.heads) == 1
         assert wait_for(lambda: metric(admin, "wsgate_handshakes_total", outcome="upstream_bad_response") == 1,
                         what="upstream_bad_response counted")
         assert metric(admin, "wsgate_handshakes_total", outcome="ok") == 0

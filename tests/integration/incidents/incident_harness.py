@@ -253,11 +253,13 @@ class FakeUpstream:
 
 
 class TraceServer:
-    """HTTP server for /debug/traces/{cid}: `traces` maps cid -> JSON;
-    unknown IDs get 404; `hold` makes every request wait `hold` seconds."""
+    """HTTP server for /debug/traces/{cid}: `traces` maps cid -> JSON,
+    `bodies` maps cid -> bytes served verbatim (for bodies no JSON value can
+    make); unknown IDs get 404; `hold` makes every request wait `hold` seconds."""
 
     def __init__(self):
         self.traces = {}
+        self.bodies = {}
         self.requests = []
         self.hold = 0
         outer = self
@@ -268,7 +270,9 @@ class TraceServer:
                 if outer.hold:
                     time.sleep(outer.hold)
                 cid = self.path.rsplit("/", 1)[-1]
-                if cid in outer.traces:
+                if cid in outer.bodies:
+                    body, status = outer.bodies[cid], 200
+                elif cid in outer.traces:
                     body, status = json.dumps(outer.traces[cid]).encode(), 200
                 else:
                     body, status = b'{"error":"unknown correlation_id"}', 404
@@ -286,6 +290,7 @@ class TraceServer:
 
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
+        self.httpd.request_queue_size = 1024  # storms of fetches
         self.port = self.httpd.server_address[1]
         self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self._thread.start()
