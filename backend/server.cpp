@@ -58,8 +58,11 @@ int run_server(BackendConfig config) {
   auto listener = listen_on(config.listen, "--listen", [&] {
     return std::make_shared<Listener>(ioc, resolve_listen(config.listen, "--listen"), state);
   });
+  // The admin endpoints run on a thread of their own: a slow scrape or a
+  // large trace listing never delays a WebSocket session.
+  net::io_context admin_ioc(1);
   AdminServer admin = listen_on(config.admin, "--admin", [&] {
-    return AdminServer(ioc, resolve_listen(config.admin, "--admin"));
+    return AdminServer(admin_ioc, resolve_listen(config.admin, "--admin"));
   });
   register_admin_routes(admin, state);
   listener->start();
@@ -103,10 +106,15 @@ int run_server(BackendConfig config) {
   };
   signals.async_wait(on_signal);
 
+  std::thread admin_thread([&admin_ioc] { admin_ioc.run(); });
   std::vector<std::thread> threads;
   for (int i = 1; i < config.threads; ++i) threads.emplace_back([&ioc] { ioc.run(); });
   ioc.run();
   for (auto& t : threads) t.join();
+  // Before anything its handlers use (shared state, traces) goes away.
+  admin.stop();
+  admin_ioc.stop();
+  admin_thread.join();
   return 0;
 }
 
