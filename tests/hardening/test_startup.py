@@ -90,7 +90,8 @@ def test_every_shipped_config_is_found():
 # its own (generated dev certificate, temp secret, temp incident log).
 def path_overrides(tmp_path, dev_cert, secret_file):
     return {"tls-cert": dev_cert["cert"], "tls-key": dev_cert["key"], "upstream-ca": dev_cert["ca"],
-            "jwt-secret-file": secret_file, "incident-log": str(tmp_path / "incidents.jsonl")}
+            "jwt-secret-file": secret_file, "incident-log": str(tmp_path / "incidents.jsonl"),
+            "admin-token-file": secret_file, "trace-fetch-token-file": secret_file}
 
 
 def start_and_stop(argv, what):

@@ -303,7 +303,7 @@ def check_k8s(base_docs, known):
                 fail(cw, "container securityContext must forbid privilege escalation and use a read-only root")
             # Secrets where the config expects files.
             mounts = {vm["mountPath"]: volumes.get(vm["name"], {}) for vm in c.get("volumeMounts", [])}
-            for key in ("tls-cert", "tls-key", "jwt-secret-file"):
+            for key in ("tls-cert", "tls-key", "jwt-secret-file", "admin-token-file", "trace-fetch-token-file"):
                 if key in cfg:
                     d_ = os.path.dirname(cfg[key])
                     v = mounts.get(d_)
@@ -315,6 +315,10 @@ def check_k8s(base_docs, known):
                 fail(cw, "the proxy does not terminate TLS (no tls-cert)")
             if binary == "wsgate-backend" and "jwt-secret-file" not in cfg:
                 fail(cw, "the backend has no jwt-secret-file")
+            if "admin-token-file" not in cfg:  # /incidents, /connections, /debug/traces name users
+                fail(cw, "the admin endpoints that name users are open (no admin-token-file)")
+            if binary == "wsgate" and "admin-token-file" in cfg and "trace-fetch-token-file" not in cfg:
+                fail(cw, "the proxy's trace fetch sends no token to the backend's guarded /debug/traces")
     services = {}
     for p, s in by_kind.get("Service", []):
         name = s["metadata"]["name"]
