@@ -1,6 +1,5 @@
 #include "proxy/admin_api.hpp"
 
-#include <boost/asio/post.hpp>
 #include <charconv>
 #include <nlohmann/json.hpp>
 
@@ -23,10 +22,9 @@ std::optional<std::size_t> size_param(const AdminRequest& req, std::string_view 
 
 }  // namespace
 
-AdminApi::AdminApi(boost::asio::io_context& ioc, Gateway& gw, AdminServer& server)
-    : AdminApi(ioc, gw, server.router()) {}
+AdminApi::AdminApi(Gateway& gw, AdminServer& server) : AdminApi(gw, server.router()) {}
 
-AdminApi::AdminApi(boost::asio::io_context& ioc, Gateway& gw, AdminRouter& router) {
+AdminApi::AdminApi(Gateway& gw, AdminRouter& router) {
   const auto& c = gw.config();
   router.require_token(c.admin_token,
                        c.admin_token_scope == "all" ? TokenScope::all : TokenScope::users);
@@ -54,7 +52,7 @@ AdminApi::AdminApi(boost::asio::io_context& ioc, Gateway& gw, AdminRouter& route
   // bounded by the page, not by the number of sessions.
   router.handle(
       "/connections",
-      [&gw, &ioc, max_page = c.admin_max_page](const AdminRequest& req) {
+      [&gw, max_page = c.admin_max_page](const AdminRequest& req) {
         auto limit = size_param(req, "limit", std::min(kDefaultConnectionsPage, max_page));
         if (!limit || *limit == 0)
           return AdminResponse::json_error(400, "limit must be a positive integer");
@@ -62,7 +60,7 @@ AdminApi::AdminApi(boost::asio::io_context& ioc, Gateway& gw, AdminRouter& route
         if (!offset) return AdminResponse::json_error(400, "offset must be a non-negative integer");
         std::vector<std::shared_ptr<LiveSession>> held;
         auto page = gw.sessions_json(*offset, std::min(*limit, max_page), held);
-        boost::asio::post(ioc, [held = std::move(held)] {});
+        Gateway::release_on_owners(std::move(held));
         // The body stays the array it always was (scripts read it as one);
         // the page's place in the whole goes in headers.
         const std::size_t total = page["total"].get<std::size_t>();

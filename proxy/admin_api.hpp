@@ -3,8 +3,6 @@
 // (and /incidents, added by the incident recorder), with the admin settings
 // of the configuration (token, write timeout, page size) applied to the
 // router and its refusals counted in wsgate_admin_errors_total.
-#include <boost/asio/io_context.hpp>
-
 #include "common/admin_server.hpp"
 #include "proxy/gateway.hpp"
 
@@ -14,10 +12,10 @@ inline constexpr std::size_t kDefaultConnectionsPage = 100;
 
 class AdminApi {
  public:
-  // `ioc` runs the sessions: the session references a /connections answer
-  // takes are dropped there, never on the admin thread.
-  AdminApi(boost::asio::io_context& ioc, Gateway& gateway, AdminServer& server);
-  AdminApi(boost::asio::io_context& ioc, Gateway& gateway, AdminRouter& router);
+  // The session references a /connections answer takes are dropped on the
+  // sessions' own workers, never on the admin thread.
+  AdminApi(Gateway& gateway, AdminServer& server);
+  AdminApi(Gateway& gateway, AdminRouter& router);
 };
 
 }  // namespace wsgate::proxy

@@ -19,8 +19,9 @@ constexpr std::chrono::milliseconds kRefusalLinger{1000};
 }  // namespace
 
 ClientSession::ClientSession(Gateway& gateway, net::ip::tcp::socket socket,
-                             std::shared_ptr<net::ssl::context> tls)
+                             std::shared_ptr<net::ssl::context> tls, Workers::Load load)
     : gateway_(gateway),
+      load_(std::move(load)),
       tls_ctx_(std::move(tls)),
       stream_(tls_ctx_ ? AnyStream(std::move(socket), *tls_ctx_, AnyStream::ServerTls{})
                        : AnyStream(std::move(socket))),
@@ -243,7 +244,8 @@ void ClientSession::on_client_response_written(boost::system::error_code ec,
                       deflate_,
                       {},
                       std::move(upstream.early),
-                      client_ip_};
+                      client_ip_,
+                      std::move(load_)};
   auto early = buffer_.data();
   params.client_early.assign(static_cast<const char*>(early.data()), early.size());
   handed_off_ = true;

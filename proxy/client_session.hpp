@@ -19,14 +19,16 @@
 #include "proxy/session_summary.hpp"
 #include "proxy/stream.hpp"
 #include "proxy/upstream_connector.hpp"
+#include "proxy/workers.hpp"
 
 namespace wsgate::proxy {
 
 class ClientSession : public PendingHandshake, public std::enable_shared_from_this<ClientSession> {
  public:
-  // `socket` is bound to its own strand. `tls` is null for plaintext.
+  // `socket` belongs to the worker that runs this session, on whose thread
+  // every call below is made. `tls` is null for plaintext.
   ClientSession(Gateway& gateway, boost::asio::ip::tcp::socket socket,
-                std::shared_ptr<boost::asio::ssl::context> tls);
+                std::shared_ptr<boost::asio::ssl::context> tls, Workers::Load load = {});
   ~ClientSession() override;
   // Admission (rate, handshakes in flight, connection caps) happens here, at
   // accept, so an idle TCP connection counts against every limit.
@@ -57,6 +59,7 @@ class ClientSession : public PendingHandshake, public std::enable_shared_from_th
   void count_timeout_or(HandshakeOutcome outcome);
 
   Gateway& gateway_;
+  Workers::Load load_;
   std::shared_ptr<boost::asio::ssl::context> tls_ctx_;  // keeps a reloaded-away context alive
   AnyStream stream_;
   boost::asio::steady_timer timer_;

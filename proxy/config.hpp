@@ -30,7 +30,7 @@ struct ProxyConfig {
   std::string upstream_client_key;
   bool upstream_verify = true;
 
-  unsigned threads = 1;
+  unsigned threads = 0;  // workers; 0: one per CPU the process may use
   TapMode tap_mode = TapMode::enforce;
   std::uint64_t max_message_bytes = 16ull << 20;
   std::uint32_t max_fragments_per_message = 100000;

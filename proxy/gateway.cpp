@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <boost/asio/post.hpp>
 #include <nlohmann/json.hpp>
 
 #include "common/logging.hpp"
@@ -18,6 +19,7 @@ Gateway::Gateway(ProxyConfig config)
           tls::make_client_context({config_.upstream_ca, config_.upstream_client_cert,
                                     config_.upstream_client_key, config_.upstream_verify})) {
   metrics_.ready.Set(1);
+  metrics_.workers.Set(config_.threads);
 }
 
 std::shared_ptr<boost::asio::ssl::context> Gateway::server_tls() const {
@@ -103,6 +105,14 @@ nlohmann::json Gateway::sessions_json(std::size_t offset, std::size_t limit,
   for (std::size_t i = offset; i < held.size() && out.size() < limit; ++i)
     out.push_back(held[i]->snapshot());
   return {{"connections", std::move(out)}, {"total", held.size()}};
+}
+
+void Gateway::release_on_owners(std::vector<std::shared_ptr<LiveSession>>&& held) {
+  for (auto& s : held) {
+    auto ex = s->executor();
+    boost::asio::post(ex, [s = std::move(s)] {});
+  }
+  held.clear();
 }
 
 void Gateway::drain_all() {

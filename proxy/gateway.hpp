@@ -5,6 +5,7 @@
 #include <prometheus/registry.h>
 
 #include <atomic>
+#include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/ssl/context.hpp>
 #include <chrono>
 #include <cstdint>
@@ -24,7 +25,6 @@
 namespace wsgate::proxy {
 
 struct SessionSummary;
-class EdgePoller;
 
 // A connection between accept and the 101, as drain sees it.
 class PendingHandshake {
@@ -40,7 +40,10 @@ class LiveSession {
  public:
   virtual ~LiveSession() = default;
   virtual nlohmann::json snapshot() const = 0;  // any thread
-  virtual void drain() = 0;                     // any thread; posts to the session's strand
+  virtual void drain() = 0;                     // any thread; posts to the session's worker
+  // The session's worker: the only thread that may run its handlers or
+  // destroy it.
+  virtual boost::asio::any_io_executor executor() const = 0;
 };
 
 // What happens with a finished session beyond metrics and the close log line
@@ -81,10 +84,13 @@ class Gateway {
   std::size_t session_count() const { return sessions_.size(); }
   // {"connections": [snapshots of live sessions offset.. (at most limit)],
   // "total": live sessions}. Every session reference taken is handed to
-  // `held`: the caller drops them where a session may be destroyed (its I/O
-  // threads), since the last reference can be the one taken here.
+  // `held`: the caller hands them to release_on_owners() once done, since
+  // the last reference can be the one taken here.
   nlohmann::json sessions_json(std::size_t offset, std::size_t limit,
                                std::vector<std::shared_ptr<LiveSession>>& held) const;
+  // Drops each reference on its session's worker, where a session may be
+  // destroyed (its sockets belong to that worker's reactor).
+  static void release_on_owners(std::vector<std::shared_ptr<LiveSession>>&& held);
   void drain_all();
 
   // Connections between accept and the 101 (drain waits for them, and ends
@@ -97,11 +103,6 @@ class Gateway {
   bool draining() const { return draining_.load(std::memory_order_relaxed); }
   void set_draining();
 
-  // The I/O thread's readiness set for tunnel sockets; null with more than
-  // one I/O thread (tunnels then wait through Asio).
-  EdgePoller* edge_poller() const { return edge_poller_; }
-  void set_edge_poller(EdgePoller* poller) { edge_poller_ = poller; }
-
   void set_session_end_hook(SessionEndHook hook) { end_hook_ = std::move(hook); }
   // Metrics, the close log line, then the hook. Called once per session.
   void report_session_end(const SessionSummary& summary);
@@ -112,8 +113,6 @@ class Gateway {
   ProxyMetrics metrics_;
   ExemplarStore exemplars_;
   std::shared_ptr<boost::asio::ssl::context> upstream_tls_;
-
-  EdgePoller* edge_poller_ = nullptr;
 
   mutable std::mutex tls_mutex_;
   std::shared_ptr<boost::asio::ssl::context> server_tls_;

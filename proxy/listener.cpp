@@ -2,10 +2,12 @@
 
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <boost/asio/post.hpp>
-#include <boost/asio/strand.hpp>
+#include <cerrno>
 
 #include "proxy/client_session.hpp"
 
@@ -14,15 +16,16 @@ namespace wsgate::proxy {
 namespace net = boost::asio;
 using tcp = net::ip::tcp;
 
-Listener::Listener(net::io_context& ioc, Gateway& gateway, const tcp::endpoint& ep)
-    : ioc_(ioc),
+Listener::Listener(Workers& workers, Gateway& gateway, const tcp::endpoint& ep)
+    : workers_(workers),
       gateway_(gateway),
-      acceptor_(net::make_strand(ioc)),
-      backoff_timer_(acceptor_.get_executor()) {
+      acceptor_(workers.context(0)),
+      backoff_timer_(workers.context(0)) {
   acceptor_.open(ep.protocol());
   acceptor_.set_option(net::socket_base::reuse_address(true));
   acceptor_.bind(ep);
   acceptor_.listen(net::socket_base::max_listen_connections);
+  acceptor_.non_blocking(true);
 }
 
 void Listener::run() { do_accept(); }
@@ -36,25 +39,66 @@ void Listener::stop() {
 }
 
 void Listener::do_accept() {
-  acceptor_.async_accept(session_executor(),
-                         [self = shared_from_this()](boost::system::error_code ec, tcp::socket s) {
-                           self->on_accept(ec, std::move(s));
-                         });
+  acceptor_.async_wait(
+      tcp::acceptor::wait_read,
+      [self = shared_from_this()](boost::system::error_code ec) { self->on_readable(ec); });
 }
 
-net::any_io_executor Listener::session_executor() {
-  // One I/O thread runs every handler in turn already: a strand would only
-  // add a lock and a second trip through the scheduler to each completion.
-  if (gateway_.config().threads == 1) return ioc_.get_executor();
-  return net::make_strand(ioc_);
-}
-
-void Listener::on_accept(boost::system::error_code ec, tcp::socket socket) {
+// accept4() itself rather than Asio's accept: the new socket is made
+// non-blocking in the same call and is registered with no reactor until the
+// worker that will own it adopts it, on its own thread.
+void Listener::on_readable(boost::system::error_code ec) {
   if (ec == net::error::operation_aborted || !acceptor_.is_open()) return;
   if (ec) return back_off(ec);
-  backoff_ = std::chrono::milliseconds{0};
-  std::make_shared<ClientSession>(gateway_, std::move(socket), gateway_.server_tls())->run();
-  do_accept();
+  for (int i = 0; i < kAcceptsPerTurn; ++i) {
+    int fd = ::accept4(acceptor_.native_handle(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd >= 0) {
+      backoff_ = std::chrono::milliseconds{0};
+      hand_off(fd);
+      continue;
+    }
+    const int err = errno;
+    if (err == EAGAIN || err == EWOULDBLOCK) return do_accept();
+    // The connection died in the queue, or a signal came: the next one may
+    // be fine.
+    if (err == EINTR || err == ECONNABORTED || err == EPROTO || err == EPERM) continue;
+    return back_off(boost::system::error_code(err, boost::system::system_category()));
+  }
+  // More may be queued: take them after the worker's other handlers.
+  net::post(acceptor_.get_executor(), [self = shared_from_this()] {
+    self->on_readable(self->acceptor_.is_open() ? boost::system::error_code{}
+                                                : net::error::operation_aborted);
+  });
+}
+
+void Listener::hand_off(int fd) {
+  const unsigned worker = workers_.pick();
+  auto& ioc = workers_.context(worker);
+  // Closes the descriptor if the worker never adopts it (stopped first).
+  struct PendingFd {
+    int fd;
+    explicit PendingFd(int f) : fd(f) {}
+    PendingFd(PendingFd&& o) noexcept : fd(std::exchange(o.fd, -1)) {}
+    ~PendingFd() {
+      if (fd >= 0) ::close(fd);
+    }
+  };
+  net::post(ioc, [&gateway = gateway_, &ioc, pending = PendingFd(fd),
+                  protocol = acceptor_.local_endpoint().protocol(),
+                  load = workers_.count_session(worker)]() mutable {
+    tcp::socket socket(ioc);
+    boost::system::error_code ec;
+    socket.assign(protocol, pending.fd, ec);
+    if (!ec) pending.fd = -1;  // the socket owns it now
+    if (ec) {
+      gateway.metrics().accept_error(classify_accept_error(ec)).Increment();
+      spdlog::warn("cannot adopt an accepted connection: {}", ec.message());
+      return;
+    }
+    std::make_shared<ClientSession>(gateway, std::move(socket), gateway.server_tls(),
+                                    std::move(load))
+        ->run();
+  });
 }
 
 void Listener::back_off(const boost::system::error_code& ec) {

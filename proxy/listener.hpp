@@ -1,7 +1,7 @@
 #pragma once
-// Accepts client connections, each on its own strand (with more than one I/O
-// thread), and starts a ClientSession for it.
-#include <boost/asio/any_io_executor.hpp>
+// Accepts client connections on the first worker and hands each to the
+// worker with the fewest sessions, where a ClientSession runs it for the
+// rest of its life.
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -9,21 +9,21 @@
 #include <memory>
 
 #include "proxy/gateway.hpp"
+#include "proxy/workers.hpp"
 
 namespace wsgate::proxy {
 
 class Listener : public std::enable_shared_from_this<Listener> {
  public:
-  Listener(boost::asio::io_context& ioc, Gateway& gateway,
-           const boost::asio::ip::tcp::endpoint& ep);
+  Listener(Workers& workers, Gateway& gateway, const boost::asio::ip::tcp::endpoint& ep);
   void run();
-  void stop();  // stop accepting; live sessions are untouched
+  void stop();  // any thread: stop accepting; live sessions are untouched
   boost::asio::ip::tcp::endpoint local_endpoint() const { return acceptor_.local_endpoint(); }
 
  private:
-  boost::asio::any_io_executor session_executor();
   void do_accept();
-  void on_accept(boost::system::error_code ec, boost::asio::ip::tcp::socket socket);
+  void on_readable(boost::system::error_code ec);
+  void hand_off(int fd);
   // accept() failed (out of fds or memory): retrying at once would spin a
   // core and flood the log while nothing frees up, so pause, doubling the
   // pause up to kMaxAcceptBackoff while failures continue.
@@ -31,8 +31,11 @@ class Listener : public std::enable_shared_from_this<Listener> {
 
   static constexpr std::chrono::milliseconds kMinAcceptBackoff{10};
   static constexpr std::chrono::milliseconds kMaxAcceptBackoff{1000};
+  // Connections taken per wake-up before the accepting worker serves its
+  // own sessions again.
+  static constexpr int kAcceptsPerTurn = 64;
 
-  boost::asio::io_context& ioc_;
+  Workers& workers_;
   Gateway& gateway_;
   boost::asio::ip::tcp::acceptor acceptor_;
   boost::asio::steady_timer backoff_timer_;

@@ -105,12 +105,11 @@ ProxyMetrics::ProxyMetrics(pm::Registry& r, std::uint32_t max_private_close_code
                 .Help("1 while accepting sessions, 0 while draining")
                 .Register(r)
                 .Add({})),
-      edge_poller_fallbacks(pm::BuildCounter()
-                                .Name("wsgate_edge_poller_fallbacks_total")
-                                .Help("Tunnel sockets left to Asio's waits because the "
-                                      "edge watch could not take them")
-                                .Register(r)
-                                .Add({})),
+      workers(pm::BuildGauge()
+                  .Name("wsgate_workers")
+                  .Help("I/O workers (threads with an io_context each) relaying sessions")
+                  .Register(r)
+                  .Add({})),
       handshakes_in_flight(pm::BuildGauge()
                                .Name("wsgate_handshakes_in_flight")
                                .Help("Client connections accepted and not yet relaying "

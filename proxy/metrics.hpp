@@ -91,9 +91,8 @@ class ProxyMetrics {
   prometheus::Histogram& connection_duration_seconds;
   prometheus::Gauge& tls_cert_expiry;
   prometheus::Gauge& ready;
-  // Tunnel sockets the edge-triggered set could not take; they wait through
-  // Asio (correct, one syscall more per wait).
-  prometheus::Counter& edge_poller_fallbacks;
+  // I/O workers (--threads, or one per CPU the process may use).
+  prometheus::Gauge& workers;
   // Connections accepted but not yet relaying (TLS, upgrade, upstream).
   prometheus::Gauge& handshakes_in_flight;
   // New IPs the handshake-rate table had no room for (let through).

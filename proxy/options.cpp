@@ -1,6 +1,7 @@
 #include "proxy/options.hpp"
 
 #include <algorithm>
+#include <charconv>
 #include <iostream>
 #include <thread>
 
@@ -14,6 +15,18 @@ namespace {
 struct HostPortValidator : CLI::Validator {
   HostPortValidator() : CLI::Validator("HOST:PORT") {
     func_ = [](std::string& s) { return host_port_error(s); };
+  }
+};
+
+struct ThreadsValidator : CLI::Validator {
+  ThreadsValidator() : CLI::Validator("auto|1..256") {
+    func_ = [](std::string& s) -> std::string {
+      if (s == "auto") return {};
+      unsigned v = 0;
+      auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+      if (ec == std::errc() && end == s.data() + s.size() && v >= 1 && v <= 256) return {};
+      return "--threads must be auto or a number of workers from 1 to 256, got '" + s + "'";
+    };
   }
 };
 
@@ -64,7 +77,7 @@ std::optional<ProxyOptions> parse_options(int argc, char** argv, int& exit_code)
   int tls_hs_ms = 10000, hs_ms = 10000, connect_ms = 5000, idle_s = 0, close_ms = 5000,
       drain_s = 10, trace_fetch_ms = 2000, admin_write_ms = 10000;
   std::string admin_token_file, trace_fetch_token_file;
-  unsigned threads = std::max(1u, std::thread::hardware_concurrency());
+  std::string threads = "auto";
 
   app.add_option("--listen", listen, "Client listener address")->check(HostPortValidator())->capture_default_str();
   app.add_option("--tls-cert", c.tls_cert, "Listener certificate chain (PEM); TLS when given with --tls-key")->check(CLI::ExistingFile);
@@ -98,7 +111,7 @@ std::optional<ProxyOptions> parse_options(int argc, char** argv, int& exit_code)
   app.add_option("--incident-log-max-line-bytes", c.incident_log_max_line_bytes, "Longest incident log line loaded back on start; longer lines are skipped")->check(CLI::Range(std::size_t{4096}, std::size_t{1} << 30))->capture_default_str();
   app.add_option("--log-format", log_format, "Log line format")->check(CLI::IsMember({"json", "text"}))->capture_default_str();
   app.add_option("--log-level", log_level, "trace|debug|info|warn|error|critical|off")->check(CLI::IsMember({"trace", "debug", "info", "warn", "warning", "error", "critical", "off"}))->capture_default_str();
-  app.add_option("--threads", threads, "I/O threads (default: hardware threads); 1 runs without strands or reactor locks and waits for tunnel sockets edge-triggered, without re-arming them: the least CPU per message")->check(CLI::Range(1u, 256u))->capture_default_str();
+  app.add_option("--threads", threads, "I/O workers, each one thread with its own event loop; a session stays on the worker that accepted it. auto: one per CPU this process may use (its affinity mask and cgroup cpu.max quota, rounded up), logged at start")->check(ThreadsValidator())->capture_default_str();
   app.add_option("--tap-mode", tap_mode, "Frame tap: enforce (close on violations), observe (count only), off")->check(CLI::IsMember({"enforce", "observe", "off"}))->capture_default_str();
   app.add_option("--max-message-bytes", c.max_message_bytes,
                  "Per-message size cap enforced by the tap")
@@ -200,7 +213,7 @@ std::optional<ProxyOptions> parse_options(int argc, char** argv, int& exit_code)
     if (code < 1000 || code > 4999) return fail("--incident-codes: " + std::to_string(code) + " is not a close code");
     c.incident_codes.push_back(static_cast<std::uint16_t>(code));
   }
-  c.threads = threads;
+  c.threads = threads == "auto" ? 0u : static_cast<unsigned>(std::stoul(threads));
   c.tap_mode = tap_mode == "enforce" ? TapMode::enforce : tap_mode == "observe" ? TapMode::observe : TapMode::off;
   c.tls_handshake_timeout = std::chrono::milliseconds(tls_hs_ms);
   c.handshake_timeout = std::chrono::milliseconds(hs_ms);

@@ -67,8 +67,6 @@ Tunnel::Pump::Pump(Tunnel& t, Direction d, AnyStream& src, AnyStream& dst,
       buffer_size(src.is_upstream_tls() ? std::min(buffer_bytes, kUpstreamTlsBuffer)
                                         : buffer_bytes) {}
 
-void Tunnel::Pump::on_edge() { tunnel.on_edge(*this); }
-
 void Tunnel::Pump::on_close(uint16_t code, std::string_view reason) {
   tunnel.record_close(
       code, reason, dir == Direction::client_to_upstream ? Initiator::client : Initiator::upstream);
@@ -99,13 +97,15 @@ Tunnel::Tunnel(Gateway& gateway, TunnelParams params)
       upstream_(std::move(params.upstream)),
       summary_(std::move(params.summary)),
       client_ip_(std::move(params.client_ip)),
+      load_(std::move(params.load)),
       c2u_(*this, Direction::client_to_upstream, client_, upstream_,
            tap_config(gateway.config(), Direction::client_to_upstream, params.deflate),
            gateway.config().relay_buffer_bytes),
       u2c_(*this, Direction::upstream_to_client, upstream_, client_,
            tap_config(gateway.config(), Direction::upstream_to_client, params.deflate),
            gateway.config().relay_buffer_bytes),
-      timer_(client_.get_executor()) {
+      timer_(client_.get_executor()),
+      executor_(client_.get_executor()) {
   c2u_.early = std::move(params.client_early);
   u2c_.early = std::move(params.upstream_early);
 }
@@ -125,17 +125,6 @@ void Tunnel::start() {
   for (AnyStream* s : {&client_, &upstream_}) {
     boost::system::error_code ignored;
     if (!s->is_tls()) s->socket().non_blocking(true, ignored);
-  }
-  if (EdgePoller* poller = gateway_.edge_poller()) {
-    // Each socket is read by one pump. asio::ssl::stream reads ahead into
-    // buffers of its own, which the socket's readiness cannot speak for.
-    for (Pump* p : {&c2u_, &u2c_})
-      if (!p->from.is_upstream_tls() && !poller->add(p->from.socket(), *p)) {
-        WSG_LOG(spdlog::level::warn, summary_.correlation_id,
-                "edge poller: cannot watch a socket ({}); it waits through Asio",
-                std::strerror(errno));
-        gateway_.metrics().edge_poller_fallbacks.Increment();
-      }
   }
   for (Pump* p : {&c2u_, &u2c_}) {
     if (p->early.empty())
@@ -188,7 +177,6 @@ void Tunnel::read_step(Pump& p) {
     boost::system::error_code ec = net::error::would_block;  // when `drained`
     std::size_t n = 0;
     bool error_after_batch = false;  // read again at once: the next read reports it
-    if (p.drained && p.attached() && p.edge()) p.drained = false;  // more came since
     if (p.drained) {
       // The last read emptied the socket: wait (see `drained`).
     } else if (p.from.is_server_tls()) {
@@ -225,17 +213,8 @@ void Tunnel::read_step(Pump& p) {
         } else {
           p.drained = n < p.buffer_size && n < kStreamingRead;
         }
-        // The socket was empty at that read: only edges from now on count
-        // (an end already known is wait_readable's to handle).
-        if (p.drained && p.attached()) p.clear_edge();
       }
       return on_read(p, ec, n);
-    }
-    if (!p.drained && p.attached()) {
-      // This read found nothing. An end announced by EPOLLERR was an error
-      // reported once (the read would have returned it): edges come again.
-      p.clear_edge();
-      p.clear_end_pending();
     }
     BufferPool::give(std::move(p.buffer), p.buffer_size);
   } else if (p.from.is_server_tls() && p.from.server_tls().has_pending()) {
@@ -247,15 +226,6 @@ void Tunnel::read_step(Pump& p) {
 
 void Tunnel::wait_readable(Pump& p) {
   p.reading = true;
-  if (p.attached()) {
-    // No read has left the socket empty since its last edge (the session's
-    // first read, say), or an end is known that no edge will announce:
-    // read now.
-    if (p.edge() || p.end_pending()) return on_edge(p);
-    p.parked_owner = shared_from_this();
-    p.park();
-    return;
-  }
   p.from.socket().async_wait(
       net::socket_base::wait_read,
       [self = shared_from_this(), &p](boost::system::error_code ec) { self->on_readable(p, ec); });
@@ -277,11 +247,6 @@ void Tunnel::on_readable(Pump& p, boost::system::error_code ec) {
   p.buffer = BufferPool::take(p.buffer_size);
   p.drained = false;  // readable now
   do_read(p);
-}
-
-void Tunnel::on_edge(Pump& p) {
-  auto self = std::move(p.parked_owner);  // may be the last owner
-  on_readable(p, {});
 }
 
 void Tunnel::on_read(Pump& p, boost::system::error_code ec, std::size_t n) {
@@ -594,10 +559,6 @@ void Tunnel::finish() {
   if (finished_) return;
   finished_ = true;
   timer_.cancel();
-  for (Pump* p : {&c2u_, &u2c_}) {
-    p->detach();
-    p->parked_owner.reset();  // our caller holds the session too
-  }
   flush_stats(c2u_);
   flush_stats(u2c_);
   client_.close();

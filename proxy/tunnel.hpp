@@ -11,11 +11,11 @@
 #include <string>
 
 #include "proxy/close_frame.hpp"
-#include "proxy/edge_poller.hpp"
 #include "proxy/gateway.hpp"
 #include "proxy/session_summary.hpp"
 #include "proxy/stream.hpp"
 #include "proxy/tap/frame_tap.hpp"
+#include "proxy/workers.hpp"
 
 namespace wsgate::proxy {
 
@@ -27,6 +27,7 @@ struct TunnelParams {
   std::string client_early;    // bytes read past the client's request
   std::string upstream_early;  // bytes read past the upstream's 101
   std::string client_ip;       // for the admission count
+  Workers::Load load;          // counts the session on its worker
 };
 
 class Tunnel : public LiveSession, public std::enable_shared_from_this<Tunnel> {
@@ -37,16 +38,16 @@ class Tunnel : public LiveSession, public std::enable_shared_from_this<Tunnel> {
   void start();
   nlohmann::json snapshot() const override;
   void drain() override;
+  boost::asio::any_io_executor executor() const override { return executor_; }
 
  private:
   // One direction: read from `from`, tap, write to `to`.
-  struct Pump final : tap::TapSink, EdgePoller::Watch {
+  struct Pump final : tap::TapSink {
     Pump(Tunnel& t, tap::Direction d, AnyStream& src, AnyStream& dst, const tap::TapConfig& cfg,
          std::size_t buffer_bytes);
     void on_close(uint16_t code, std::string_view reason) override;
     void on_ping(std::span<const uint8_t> payload) override;
     void on_pong(std::span<const uint8_t> payload) override;
-    void on_edge() override;
 
     Tunnel& tunnel;
     tap::Direction dir;
@@ -64,17 +65,12 @@ class Tunnel : public LiveSession, public std::enable_shared_from_this<Tunnel> {
     // came back short, under kStreamingRead; the listener's TLS: likewise
     // OpenSSL's last read(), and nothing is pending in SSL). Its sender is
     // now waiting for a reply, so the next read waits for readability first
-    // (on the edge poller: until an edge came since; otherwise async_wait,
-    // whose EPOLL_CTL_MOD re-arm reports data that came in meanwhile); the
-    // read that would only have returned EAGAIN is skipped (a third of the
-    // proxy's syscalls at 64 B messages). A short read of a
+    // (async_wait, whose EPOLL_CTL_MOD re-arm reports data that came in
+    // meanwhile); the read that would only have returned EAGAIN is skipped. A short read of a
     // large chunk is a sender mid-stream: more has usually arrived by the
     // time the chunk is written, and reading it at once saves the re-arm
     // and an epoll_wait.
     bool drained = false;
-    // Set while parked on the edge poller: nothing else holds the session
-    // then (an Asio wait would hold it through its handler).
-    std::shared_ptr<Tunnel> parked_owner;
     bool writing = false;
     bool read_done = false;      // EOF or error on `from`
     bool output_closed = false;  // we ended `to`'s write side
@@ -115,7 +111,6 @@ class Tunnel : public LiveSession, public std::enable_shared_from_this<Tunnel> {
   void read_step(Pump& p);
   void wait_readable(Pump& p);
   void on_readable(Pump& p, boost::system::error_code ec);
-  void on_edge(Pump& p);
   void read_into_buffer(Pump& p);
   void on_read(Pump& p, boost::system::error_code ec, std::size_t n);
   void forward(Pump& p, const std::uint8_t* data, std::size_t n);
@@ -150,9 +145,11 @@ class Tunnel : public LiveSession, public std::enable_shared_from_this<Tunnel> {
   AnyStream upstream_;
   SessionSummary summary_;
   std::string client_ip_;
+  Workers::Load load_;
   Pump c2u_;
   Pump u2c_;
   boost::asio::steady_timer timer_;
+  boost::asio::any_io_executor executor_;  // the worker's
   std::uint64_t registry_id_ = 0;
 
   std::chrono::steady_clock::time_point started_;

@@ -93,9 +93,6 @@ class Target:
                               "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0",
                               "--upstream", f"ws://127.0.0.1:{self.server.port}",
                               "--tap-mode", "enforce",
-                              # One I/O thread: the relay path the benchmarks
-                              # measure (readiness watch, no strands).
-                              "--threads", "1",
                               "--max-message-bytes", str(cases.MAX_MESSAGE),
                               "--log-level", "warn"])
         except BaseException:

@@ -52,7 +52,7 @@ struct World {
                  {"time", "2026-01-01T00:00:00Z"},
                  {"close", {{"code", 1011}, {"reason", "x\xff"}}},
                  {"failing_stage", "context.validate"}});
-    api = std::make_unique<AdminApi>(ioc, *gateway, router);
+    api = std::make_unique<AdminApi>(*gateway, router);
     incidents::register_incident_routes(router, store);
   }
 };

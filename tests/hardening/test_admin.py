@@ -378,7 +378,7 @@ def test_polling_connections_does_not_slow_the_relay(upstream, tmp_path):
     """~300 idle sessions, pollers asking for every one of them on
     /connections back to back; a probe session's echo p50 stays under a
     generous bound. One I/O thread, as the proxy runs by default on one CPU."""
-    proxy = start_proxy(f"ws://127.0.0.1:{upstream.ws}", log_level="warn", threads=1)
+    proxy = start_proxy(f"ws://127.0.0.1:{upstream.ws}", log_level="warn")
     idle = []
     stop = threading.Event()
     try:

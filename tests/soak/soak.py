@@ -332,7 +332,7 @@ def phase_1011(tmp, ctx_files, sessions, fail):
         proxy = Proc([WSGATE, "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--upstream",
                       f"ws://127.0.0.1:{bl}", "--upstream-trace-url",
                       f"http://127.0.0.1:{ba}/debug/traces/{{correlation_id}}",
-                      "--threads", "4", "--log-format", "json", "--log-level", "warn",
+                      "--log-format", "json", "--log-level", "warn",
                       "--incident-capacity", str(max(1000, sessions * 2))])
         pl, pa = proxy.ports["listen"], proxy.ports["admin"]
 
@@ -425,7 +425,7 @@ def main():
     try:
         proxy = Proc([WSGATE, "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0",
                       "--tls-cert", os.path.join(tmp, "server.crt"), "--tls-key", os.path.join(tmp, "server.key"),
-                      "--upstream", f"ws://127.0.0.1:{up.port}", "--threads", "4",
+                      "--upstream", f"ws://127.0.0.1:{up.port}",
                       "--log-format", "json", "--log-level", "warn"], env=env)
         pid, port, admin = proxy.proc.pid, proxy.ports["listen"], proxy.ports["admin"]
 

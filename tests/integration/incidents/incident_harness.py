@@ -102,10 +102,11 @@ class Proc:
         return f"http://127.0.0.1:{self.admin}{path}"
 
 
-def start_proxy(workdir, upstream, trace_url=None, extra=(), name="wsgate", log_level="info", threads=2):
+def start_proxy(workdir, upstream, trace_url=None, extra=(), name="wsgate", log_level="info", threads=None):
     args = [WSGATE, "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--upstream", upstream,
-            "--log-format", "json", "--log-level", log_level, "--threads", str(threads),
-            "--drain-timeout", "3"]
+            "--log-format", "json", "--log-level", log_level, "--drain-timeout", "3"]
+    if threads is not None:
+        args += ["--threads", str(threads)]
     if trace_url:
         args += ["--upstream-trace-url", trace_url]
     return Proc(args + list(extra), workdir, name)

@@ -30,7 +30,7 @@ def stack(tmp_path, procs, policy, faults=(), proxy_extra=(), log_level="info"):
     procs.append(backend)
     proxy = start_proxy(str(tmp_path), f"ws://127.0.0.1:{backend.listen}",
                         f"http://127.0.0.1:{backend.admin}/debug/traces/{{correlation_id}}",
-                        extra=proxy_extra, log_level=log_level, threads=1)  # one I/O thread: see proxy_fixtures
+                        extra=proxy_extra, log_level=log_level)
     procs.append(proxy)
     return backend, proxy
 

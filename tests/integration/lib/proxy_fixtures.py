@@ -1,9 +1,9 @@
 """pytest fixtures shared by the suites that run the real wsgate against
 tests/integration/lib/upstream.py (tests/integration/proxy, tests/hardening).
 A conftest imports the fixtures it wants and defines proxy_factory with its
-log level and I/O thread count: `yield from proxy_factory_at("info", threads=1)`.
-One thread and more run different code (no strands and an unlocked reactor
-with one), so the suites between them cover both."""
+log level: `yield from proxy_factory_at("info")`. Suites run the shipped
+default worker count (one per CPU, --threads auto); threads=N pins it (the
+relay suite also runs with one worker: test_relay_one_worker.py)."""
 import os
 import subprocess
 
@@ -15,12 +15,13 @@ WSGATE = os.environ.get("WSGATE_BIN", "build-test/bin/wsgate")
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 
 
-def start_proxy(upstream_url, *extra, log_level="info", threads=2, env=None):
+def start_proxy(upstream_url, *extra, log_level="info", threads=None, env=None):
+    workers = [] if threads is None else ["--threads", str(threads)]
     return Proc([WSGATE, "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--upstream", upstream_url,
-                 "--threads", str(threads), "--log-level", log_level, *extra], env=env)
+                 *workers, "--log-level", log_level, *extra], env=env)
 
 
-def proxy_factory_at(log_level, threads=2):
+def proxy_factory_at(log_level, threads=None):
     """Generator body of a proxy_factory fixture: make(upstream_url, *extra,
     env=None) starts a wsgate; every one started is stopped afterwards."""
     procs = []

@@ -9,6 +9,5 @@ from proxy_fixtures import WSGATE, dev_cert, proxy_factory_at, upstream  # noqa:
 
 @pytest.fixture
 def proxy_factory():
-    # One I/O thread (sessions without strands, reactor without locks); the
-    # hardening and incident suites run two.
-    yield from proxy_factory_at("info", threads=1)
+    # The shipped default: one worker per CPU (--threads auto).
+    yield from proxy_factory_at("info")

@@ -87,3 +87,20 @@ TEST(ProxyOptions, VersionExitsZero) {
   EXPECT_EQ(p.exit_code, 0);
   EXPECT_EQ(out.rfind("wsgate ", 0), 0u) << out;
 }
+
+TEST(ProxyOptions, ThreadsDefaultToAutoAndTakeACount) {
+  auto by_default = parse(with_upstream({}));
+  ASSERT_TRUE(by_default.options) << by_default.stderr_text;
+  EXPECT_EQ(by_default.options->config.threads, 0u);  // resolved from the CPUs at start
+  auto automatic = parse(with_upstream({"--threads", "auto"}));
+  ASSERT_TRUE(automatic.options) << automatic.stderr_text;
+  EXPECT_EQ(automatic.options->config.threads, 0u);
+  auto three = parse(with_upstream({"--threads", "3"}));
+  ASSERT_TRUE(three.options) << three.stderr_text;
+  EXPECT_EQ(three.options->config.threads, 3u);
+  for (const char* bad : {"0", "257", "two", "2x", "-1"}) {
+    auto p = parse(with_upstream({"--threads", bad}));
+    EXPECT_FALSE(p.options) << bad;
+    EXPECT_EQ(p.exit_code, 2) << bad;
+  }
+}
