@@ -8,6 +8,7 @@
 
 #include <csignal>
 #include <fstream>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -18,6 +19,7 @@
 #include "proxy/edge_poller.hpp"
 #include "proxy/gateway.hpp"
 #include "proxy/incidents/incident_recorder.hpp"
+#include "proxy/incidents_cli.hpp"
 #include "proxy/listener.hpp"
 #include "proxy/options.hpp"
 
@@ -57,6 +59,8 @@ void drain_and_stop(net::io_context& ioc, Gateway& gw, Listener& listener,
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc > 1 && std::string_view(argv[1]) == "incidents")
+    return incidents_cli::run(argc - 1, argv + 1);
   int exit_code = 0;
   auto options = parse_options(argc, argv, exit_code);
   if (!options) return exit_code;
