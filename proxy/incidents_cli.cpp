@@ -432,6 +432,12 @@ struct Filters {
   }
 };
 
+std::string seconds_text(double s) {
+  std::ostringstream o;
+  o << s;
+  return o.str();
+}
+
 void say(const std::string& text) { std::cerr << "wsgate incidents: " << text << "\n"; }
 
 int exit_for(std::size_t ok, std::size_t total) {
@@ -580,7 +586,7 @@ int cmd_tail(const Client& client, const std::vector<Replica>& replicas, const C
                std::chrono::milliseconds(static_cast<std::int64_t>(topts.duration_s * 1000));
   };
   std::size_t printed = 0, last_ok_count = 0;
-  bool header_done = false;
+  bool header_done = false, announced = false;
   TableOptions table;
   table.truncate = !common.no_trunc;
   while (!g_stop.load() && !past_duration()) {
@@ -621,6 +627,13 @@ int cmd_tail(const Client& client, const std::vector<Replica>& replicas, const C
       }
       st.baselined = true;
       if (st.newest) seen.forget_before(replicas[i].label, *st.newest - lookback);
+    }
+    if (!announced) {
+      // Tells people (and tests) from when on new incidents are printed.
+      say("following " + std::to_string(replicas.size()) + " replicas (" +
+          std::to_string(last_ok_count) + " answered), every " + seconds_text(topts.interval_s) +
+          " s");
+      announced = true;
     }
     // Oldest first, as a log reads.
     sort_newest_first(fresh);
