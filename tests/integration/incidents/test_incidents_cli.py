@@ -9,6 +9,7 @@ import asyncio
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import time
@@ -223,6 +224,23 @@ def test_tail_stops_after_duration_and_prints_nothing_old(world):
     assert rc == 0, err
     assert out == ""
     assert 1 <= time.monotonic() - t0 < 30
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_tail_stops_on_signal(world, sig):
+    a, token = world["a"], world["token"]
+    tail = subprocess.Popen([WSGATE, "incidents", "tail", "--admin", admin(a), "--admin-token-file", token,
+                             "--interval", "0.2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert "following 1 replicas (1 answered)" in tail.stderr.readline()
+        tail.send_signal(sig)
+        out, err = tail.communicate(timeout=15)
+    finally:
+        if tail.poll() is None:
+            tail.kill()
+            tail.wait()
+    assert tail.returncode == 0, err
+    assert out == ""
 
 
 def test_stopped_replica_is_unreachable_and_the_answer_partial(world):
