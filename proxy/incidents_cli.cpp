@@ -160,9 +160,9 @@ std::string one_line(std::string s) {
 void sort_newest_first(std::vector<Row>& rows) {
   std::stable_sort(rows.begin(), rows.end(), [](const Row& a, const Row& b) {
     if (a.time != b.time) return a.time > b.time;
-    auto ra = str_field(a.record, "replica"), rb = str_field(b.record, "replica");
-    if (ra != rb) return ra < rb;
-    return str_field(a.record, "correlation_id") < str_field(b.record, "correlation_id");
+    // Within one replica, ties keep the replica's own order: a list cut by
+    // --limit then agrees with the uncut one.
+    return str_field(a.record, "replica") < str_field(b.record, "replica");
   });
 }
 

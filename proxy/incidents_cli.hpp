@@ -62,7 +62,8 @@ struct Row {
 std::optional<std::vector<Row>> rows_from_body(const std::string& body, const std::string& replica,
                                                std::string& error);
 
-// Newest first; ties by replica, then correlation id, so the order is stable.
+// Newest first; ties by replica, then in the order each replica answered
+// (its own newest-first order).
 void sort_newest_first(std::vector<Row>& rows);
 
 struct TableOptions {

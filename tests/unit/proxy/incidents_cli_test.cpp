@@ -86,7 +86,7 @@ TEST(IncidentsCliQuery, ValuesArePercentEncodedInOrder) {
             "/incidents?code=1011&since=2026-11-29T06%3A00%3A00.000Z&route=%2Fa%20b%26c%3Dd");
 }
 
-TEST(IncidentsCliMerge, NewestFirstAcrossReplicasWithStableTies) {
+TEST(IncidentsCliMerge, NewestFirstAcrossReplicasTiesInEachReplicasOrder) {
   std::vector<Row> rows{row("2026-11-29T06:00:01.000Z", "b:1", "id-1"),
                         row("2026-11-29T06:00:03.500Z", "a:1", "id-2"),
                         row("2026-11-29T06:00:02.000Z", "b:1", "id-3"),
@@ -98,7 +98,7 @@ TEST(IncidentsCliMerge, NewestFirstAcrossReplicasWithStableTies) {
     got.push_back(r.record["replica"].get<std::string>() + "/" +
                   r.record["correlation_id"].get<std::string>());
   EXPECT_EQ(got,
-            (std::vector<std::string>{"a:1/id-2", "a:1/id-4", "a:1/id-5", "b:1/id-3", "b:1/id-1"}));
+            (std::vector<std::string>{"a:1/id-2", "a:1/id-5", "a:1/id-4", "b:1/id-3", "b:1/id-1"}));
 }
 
 TEST(IncidentsCliMerge, BodyThatIsNotAnIncidentListIsAnError) {
