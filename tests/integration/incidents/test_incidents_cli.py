@@ -277,6 +277,25 @@ def test_stopped_replica_is_unreachable_and_the_answer_partial(world):
     assert json.loads(out)["incidents"] == []
 
 
+def test_replica_that_never_answers_times_out(world):
+    a, token = world["a"], world["token"]
+    # Connects (the kernel completes the handshake into the backlog) and then
+    # never answers.
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        hang = f"127.0.0.1:{silent.getsockname()[1]}"
+        t0 = time.monotonic()
+        rc, out, err = cli("list", "--admin", admin(a), "--admin", hang, "--admin-token-file", token, "--json",
+                           "--timeout-ms", "300")
+        elapsed = time.monotonic() - t0
+    assert rc == 3, err
+    doc = json.loads(out)
+    assert doc["replicas"][1] == {"admin": hang, "ok": False, "error": "timeout after 300 ms"}
+    assert len(doc["incidents"]) == STORM
+    assert elapsed < 20
+
+
 def test_name_resolving_to_the_replicas(world):
     a, token = world["a"], world["token"]
     addresses = sorted({ai[4][0] for ai in socket.getaddrinfo("localhost", a.admin, type=socket.SOCK_STREAM)})
