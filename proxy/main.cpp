@@ -8,6 +8,7 @@
 #include <csignal>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <string_view>
 
 #include "common/admin_server.hpp"
 #include "common/tls.hpp"
@@ -15,6 +16,7 @@
 #include "proxy/admin_api.hpp"
 #include "proxy/gateway.hpp"
 #include "proxy/incidents/incident_recorder.hpp"
+#include "proxy/incidents_cli.hpp"
 #include "proxy/listener.hpp"
 #include "proxy/options.hpp"
 #include "proxy/workers.hpp"
@@ -54,6 +56,8 @@ void drain_and_stop(net::io_context& control, Gateway& gw, std::shared_ptr<net::
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc > 1 && std::string_view(argv[1]) == "incidents")
+    return incidents_cli::run(argc - 1, argv + 1);
   int exit_code = 0;
   auto options = parse_options(argc, argv, exit_code);
   if (!options) return exit_code;

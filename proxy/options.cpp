@@ -68,7 +68,9 @@ std::optional<ProxyOptions> parse_options(int argc, char** argv, int& exit_code)
   app.set_version_flag("--version", "wsgate " + std::string(version()),
                        "Print the version and exit")
       ->configurable(false);
-  app.footer(kExitCodesHelp);
+  app.footer(std::string("Subcommand:\n  wsgate incidents list|show ID|tail  incidents of one or "
+                         "many replicas, merged by time (wsgate incidents --help)\n") +
+             kExitCodesHelp);
 
   std::string listen = c.listen.to_string(), admin = c.admin.to_string();
   std::string upstream, trace_url, tap_mode = "enforce", log_format = "text", log_level = "info";
