@@ -215,6 +215,12 @@ TEST_F(BrowserPages, ListGroupsAStormAndHonoursTheAlertFilters) {
   EXPECT_EQ(css.content_type, "text/css; charset=utf-8");
 }
 
+TEST_F(BrowserPages, BarePathRedirectsToTheList) {
+  auto res = router.dispatch(get("/ui"));
+  EXPECT_EQ(res.status, 308u);
+  EXPECT_EQ(header(res, "Location"), "/ui/");
+}
+
 TEST_F(BrowserPages, NeedsTheTokenWhenOneIsSet) {
   router.require_token("s3cret-admin-token", TokenScope::users);
   EXPECT_EQ(router.dispatch(get("/ui/")).status, 401u);
