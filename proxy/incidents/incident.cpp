@@ -302,8 +302,8 @@ std::string_view hint_for_stage(std::string_view stage) {
        "Check what the handshake carries: JWT claims sub and thread_id, header X-Thread-ID, "
        "X-Correlation-ID; the context.create detail names each attribute's source."},
       {"context.validate",
-       "Make the auth flow or client supply the missing attribute (see where it comes from "
-       "below), or run the backend with --context-policy fallback until it does."},
+       "Make the auth flow or client supply the missing attribute (the trace names where it "
+       "comes from), or run the backend with --context-policy fallback until it does."},
       {"factory.create_manager",
        "Look for FACTORY_INIT_FAILED in the backend log for this correlation ID; check the "
        "context the factory got and the per-user connection cap."},
