@@ -18,9 +18,10 @@ SharedState::SharedState(BackendConfig config, std::shared_ptr<prometheus::Regis
                }),
       agent_(std::move(agent)) {}
 
-void SharedState::record(Trace& trace, Stage stage, Outcome outcome, std::string detail) {
+void SharedState::record(Trace& trace, Stage stage, Outcome outcome, std::string detail,
+                         std::vector<MissingAttribute> missing) {
   if (outcome == Outcome::error) metrics_.stage_failure(stage).Increment();
-  traces_.add(trace, stage, outcome, std::move(detail));
+  traces_.add(trace, stage, outcome, std::move(detail), std::move(missing));
 }
 
 }  // namespace wsgate::backend

@@ -38,7 +38,8 @@ class SharedState {
 
   // Appends a stage to `trace`; an error outcome also counts
   // wsgate_backend_stage_failures_total{stage}.
-  void record(Trace& trace, Stage stage, Outcome outcome, std::string detail);
+  void record(Trace& trace, Stage stage, Outcome outcome, std::string detail,
+              std::vector<MissingAttribute> missing = {});
 
   std::uint64_t register_session(std::weak_ptr<WebSocketSession> session) {
     return sessions_.add(std::move(session));

@@ -9,7 +9,12 @@ namespace {
 constexpr std::size_t kMaxDetail = 512;
 constexpr std::size_t kTraceOverhead = sizeof(Trace) + 64;
 
-std::size_t record_bytes(const StageRecord& r) { return sizeof(StageRecord) + r.detail.size(); }
+std::size_t record_bytes(const StageRecord& r) {
+  std::size_t n = sizeof(StageRecord) + r.detail.size();
+  for (const auto& m : r.missing)
+    n += sizeof(MissingAttribute) + m.attribute.size() + m.source.size() + m.found.size();
+  return n;
+}
 
 bool is_message_stage(Stage s) { return s == Stage::message_parse || s == Stage::message_handle; }
 
@@ -78,10 +83,16 @@ std::string Trace::to_json_locked() const {
   j["started_at"] = iso_time(started_at_);
   auto& stages = j["stages"] = nlohmann::json::array();
   for (const auto& r : stages_) {
-    stages.push_back({{"stage", stage_name(r.stage)},
-                      {"outcome", outcome_name(r.outcome)},
-                      {"t_us", r.t_us},
-                      {"detail", r.detail}});
+    nlohmann::json st = {{"stage", stage_name(r.stage)},
+                         {"outcome", outcome_name(r.outcome)},
+                         {"t_us", r.t_us},
+                         {"detail", r.detail}};
+    if (!r.missing.empty()) {
+      auto& missing = st["missing"] = nlohmann::json::array();
+      for (const auto& m : r.missing)
+        missing.push_back({{"attribute", m.attribute}, {"source", m.source}, {"found", m.found}});
+    }
+    stages.push_back(std::move(st));
   }
   j["missing_attributes"] = missing_attributes_;
   j["fallback_attributes"] = fallback_attributes_;
@@ -126,7 +137,8 @@ void TraceStore::evict_locked() {
   }
 }
 
-void TraceStore::add(Trace& trace, Stage stage, Outcome outcome, std::string detail) {
+void TraceStore::add(Trace& trace, Stage stage, Outcome outcome, std::string detail,
+                     std::vector<MissingAttribute> missing) {
   if (detail.size() > kMaxDetail) {
     detail.resize(kMaxDetail - 3);
     detail += "...";
@@ -150,7 +162,7 @@ void TraceStore::add(Trace& trace, Stage stage, Outcome outcome, std::string det
     trace.stages_.erase(victim);
     ++trace.stages_dropped_;
   }
-  trace.stages_.push_back(StageRecord{stage, outcome, t_us, std::move(detail)});
+  trace.stages_.push_back(StageRecord{stage, outcome, t_us, std::move(detail), std::move(missing)});
   account_locked(trace, static_cast<std::ptrdiff_t>(record_bytes(trace.stages_.back())));
   evict_locked();
 }

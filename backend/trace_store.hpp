@@ -36,11 +36,20 @@ std::string_view stage_name(Stage stage);  // "auth.verify_jwt", ...
 enum class Outcome { ok, fallback, error };
 std::string_view outcome_name(Outcome outcome);
 
+// An attribute a stage found missing, and where it is filled from, so an
+// operator reading the trace knows which header, claim or stage to check.
+struct MissingAttribute {
+  std::string attribute;  // "thread_id"
+  std::string source;     // where it should have come from
+  std::string found;      // what the context saw: "absent", "dropped (fault ...)", ...
+};
+
 struct StageRecord {
   Stage stage;
   Outcome outcome;
   std::int64_t t_us;  // microseconds since the trace began
   std::string detail;
+  std::vector<MissingAttribute> missing;  // in the stage's JSON as `missing` when not empty
 };
 
 struct TraceLimits {
@@ -89,7 +98,8 @@ class TraceStore {
   // Appends a stage. Past max_stages the oldest successful message.* stage
   // makes room; if there is none the new stage is dropped and counted, except
   // session.close, which is always kept (once).
-  void add(Trace& trace, Stage stage, Outcome outcome, std::string detail);
+  void add(Trace& trace, Stage stage, Outcome outcome, std::string detail,
+           std::vector<MissingAttribute> missing = {});
   void set_user(Trace& trace, std::string user_id);
   // The W3C traceparent the upgrade request carried (the proxy's span).
   void set_traceparent(Trace& trace, std::string traceparent);

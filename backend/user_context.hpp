@@ -17,6 +17,9 @@ inline constexpr std::array<Attribute, 5> kAllAttributes = {
     Attribute::user_id, Attribute::thread_id, Attribute::websocket_client_id, Attribute::run_id,
     Attribute::request_id};
 std::string_view attribute_name(Attribute a);
+// Where an attribute is filled from when the context is built, for traces
+// ("JWT claim sub (auth.verify_jwt)", "header X-Correlation-ID ...").
+std::string_view attribute_source(Attribute a);
 std::optional<Attribute> parse_attribute(std::string_view name);
 
 // strict: an incomplete context is refused (the staging failure);

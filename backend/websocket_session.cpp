@@ -79,8 +79,9 @@ class Session final : public WebSocketSession, public std::enable_shared_from_th
  private:
   const std::string& cid() const { return info_.correlation_id; }
 
-  void record(Stage stage, Outcome outcome, std::string detail) {
-    state_->record(*info_.trace, stage, outcome, std::move(detail));
+  void record(Stage stage, Outcome outcome, std::string detail,
+              std::vector<MissingAttribute> missing = {}) {
+    state_->record(*info_.trace, stage, outcome, std::move(detail), std::move(missing));
   }
 
   // ---- upgrade ----------------------------------------------------------
@@ -143,9 +144,16 @@ class Session final : public WebSocketSession, public std::enable_shared_from_th
     record(Stage::context_create, Outcome::ok, sources);
 
     auto policy = state.config().policy;
+    const UserContext before = ctx_;  // fallback overwrites the sources of what it fills
     auto validation = validate_context(ctx_, policy, cid(), default_generate);
     std::vector<std::string> missing_names, filled_names;
-    for (Attribute a : validation.missing) missing_names.emplace_back(attribute_name(a));
+    std::vector<MissingAttribute> missing;
+    for (Attribute a : validation.missing) {
+      missing_names.emplace_back(attribute_name(a));
+      missing.push_back({std::string(attribute_name(a)), std::string(attribute_source(a)),
+                         before.at(a).value.empty() ? before.at(a).source
+                                                    : "invalid value from " + before.at(a).source});
+    }
     for (Attribute a : validation.filled) filled_names.emplace_back(attribute_name(a));
     state.traces().set_attributes(*info_.trace, missing_names, filled_names);
 
@@ -155,7 +163,7 @@ class Session final : public WebSocketSession, public std::enable_shared_from_th
         record(Stage::context_validate, Outcome::ok, validation.detail);
         break;
       case Verdict::fallback:
-        record(Stage::context_validate, Outcome::fallback, validation.detail);
+        record(Stage::context_validate, Outcome::fallback, validation.detail, std::move(missing));
         for (Attribute a : validation.filled) state.metrics().context_fallback(a).Increment();
         WSG_LOG(spdlog::level::warn, cid(),
                 "incomplete user context for user_id={}: {} (policy fallback: generated values "
@@ -165,7 +173,7 @@ class Session final : public WebSocketSession, public std::enable_shared_from_th
         break;
       case Verdict::missing_identity:
         record(Stage::context_validate, Outcome::error,
-               validation.detail + " (user identity is never filled)");
+               validation.detail + " (user identity is never filled)", std::move(missing));
         WSG_LOG(spdlog::level::warn, cid(), "user context without identity: {}; closing 1008",
                 validation.detail);
         return close_after_flush(kClosePolicy, "Missing user identity");
@@ -173,7 +181,8 @@ class Session final : public WebSocketSession, public std::enable_shared_from_th
         // The staging failure, reproduced on purpose: the strict policy
         // refuses the incomplete context, as the factory's SSOT check did.
         record(Stage::context_validate, Outcome::error,
-               validation.detail + " (policy strict: Factory SSOT validation failed)");
+               validation.detail + " (policy strict: Factory SSOT validation failed)",
+               std::move(missing));
         WSG_LOG(spdlog::level::err, cid(),
                 "FACTORY_INIT_FAILED for user_id={}: SSOT validation failed, {}",
                 ctx_.get(Attribute::user_id), validation.detail);

@@ -11,6 +11,8 @@ PACKAGES=(
   # runtime and tests
   openssl ca-certificates python3 python3-websockets python3-yaml python3-pytest
   prometheus prometheus-alertmanager curl procps
+  # headless browser for the incident browser tests
+  chromium
   # peers for benchmarks and conformance checks
   nginx haproxy tshark testssl.sh
 )

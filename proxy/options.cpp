@@ -161,7 +161,7 @@ std::optional<ProxyOptions> parse_options(int argc, char** argv, int& exit_code)
                  "Distinct 3000-4999 close-code labels before 'other'")
       ->check(CLI::Range(std::uint32_t{0}, std::uint32_t{2000}))
       ->capture_default_str();
-  app.add_option("--admin-token-file", admin_token_file, "Bearer token (the file's content) that /incidents, /incidents/ID and /connections require; none when not given");
+  app.add_option("--admin-token-file", admin_token_file, "Bearer token (the file's content) that /incidents, /incidents/ID, /ui/ (incident browser) and /connections require; none when not given");
   app.add_option("--admin-token-scope", c.admin_token_scope, "What the admin token guards: users (endpoints naming users) or all (also /metrics /healthz /readyz)")->check(CLI::IsMember({"users", "all"}))->capture_default_str();
   app.add_option("--admin-write-timeout-ms", admin_write_ms, "Time an admin client has to read an answer before the connection is dropped")->check(CLI::Range(1, 3600000))->capture_default_str();
   app.add_option("--admin-max-page", c.admin_max_page, "Most sessions one /connections answer lists (?limit=N&offset=M pages; default limit 100)")->check(CLI::Range(std::size_t{1}, std::size_t{1000000}))->capture_default_str();

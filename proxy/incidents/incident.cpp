@@ -1,10 +1,12 @@
 #include "proxy/incidents/incident.hpp"
 
+#include <algorithm>
 #include <boost/beast/zlib/inflate_stream.hpp>
 #include <cctype>
 #include <cstdio>
 #include <ctime>
 
+#include "common/admin_server.hpp"
 #include "common/redact.hpp"
 
 namespace wsgate::proxy::incidents {
@@ -288,6 +290,65 @@ std::string summary_line(std::uint16_t code, std::string_view reason, Initiator 
          ")";
 }
 
+std::string_view hint_for_stage(std::string_view stage) {
+  struct Hint {
+    std::string_view stage, hint;
+  };
+  static constexpr Hint kHints[] = {
+      {"auth.verify_jwt",
+       "Check the client's token against the backend's --jwt-secret-file, --jwt-issuer and "
+       "--jwt-audience (expiry, signature, claims)."},
+      {"context.create",
+       "Check what the handshake carries: JWT claims sub and thread_id, header X-Thread-ID, "
+       "X-Correlation-ID; the context.create detail names each attribute's source."},
+      {"context.validate",
+       "Make the auth flow or client supply the missing attribute (the trace names where it "
+       "comes from), or run the backend with --context-policy fallback until it does."},
+      {"factory.create_manager",
+       "Look for FACTORY_INIT_FAILED in the backend log for this correlation ID; check the "
+       "context the factory got and the per-user connection cap."},
+      {"session.established",
+       "The session failed right after set-up: read the backend log for this correlation ID "
+       "and the first messages sent to the client."},
+      {"message.parse",
+       "A client message did not parse: compare the client's message (type, JSON shape) with "
+       "the backend's protocol; the last frames show it."},
+      {"message.handle",
+       "A message handler failed: find the exception in the stage detail and the backend log "
+       "for this correlation ID, and the message type that triggers it."},
+      {"session.close",
+       "The backend ended the session with an error: read the session.close detail and the "
+       "backend log for this correlation ID."},
+      {"unknown",
+       "No failing stage is known: check backend_trace_error (is --upstream-trace-url right and "
+       "the backend's admin port reachable?) and the backend log for this correlation ID."},
+  };
+  for (const auto& h : kHints)
+    if (h.stage == stage) return h.hint;
+  return "Read the failing stage's detail in the backend trace and the backend log for this "
+         "correlation ID.";
+}
+
+std::string dump_incident(const nlohmann::json& incident) {
+  if (!incident.is_object()) return dump_json(incident);
+  static constexpr std::string_view kLeading[] = {"summary", "user_id", "hint"};
+  std::string out = "{";
+  auto field = [&out](std::string_view key, const nlohmann::json& value) {
+    if (out.size() > 1) out += ',';
+    out += dump_json(nlohmann::json(key));
+    out += ':';
+    out += dump_json(value);
+  };
+  for (auto key : kLeading)
+    if (auto it = incident.find(std::string(key)); it != incident.end()) field(key, *it);
+  for (auto it = incident.begin(); it != incident.end(); ++it) {
+    if (std::find(std::begin(kLeading), std::end(kLeading), it.key()) != std::end(kLeading))
+      continue;
+    field(it.key(), it.value());
+  }
+  return out + "}";
+}
+
 nlohmann::json last_message_json(const SessionSummary& s, std::size_t cap) {
   nlohmann::json j;
   j["truncated"] = s.last_upstream_message_truncated;
@@ -381,6 +442,13 @@ nlohmann::json build_incident(const SessionSummary& s, std::chrono::system_clock
   j["missing_attributes"] = analysis.missing_attributes;
   j["policy"] = analysis.policy.empty() ? nlohmann::json(nullptr) : nlohmann::json(analysis.policy);
   j["summary"] = redacted(summary_line(s.code, reason, s.initiator, analysis, fetch));
+  // The user the backend authenticated (the JWT sub it traced); the proxy
+  // never reads tokens itself.
+  j["user_id"] = nullptr;
+  if (auto bt = j.find("backend_trace"); bt != j.end() && bt->is_object())
+    if (auto u = bt->find("user_id"); u != bt->end() && u->is_string() && !u->empty())
+      j["user_id"] = *u;
+  j["hint"] = std::string(hint_for_stage(analysis.failing_stage));
   return j;
 }
 

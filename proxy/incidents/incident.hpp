@@ -79,6 +79,16 @@ std::vector<std::string> parse_missing_attributes(std::string_view detail);
 std::string summary_line(std::uint16_t code, std::string_view reason, Initiator initiator,
                          const TraceAnalysis& analysis, const TraceFetchResult& fetch);
 
+// What an operator should do about a failure at `stage` (one of the
+// backend's stage names, or "unknown"); a generic action for names it does
+// not know.
+std::string_view hint_for_stage(std::string_view stage);
+
+// The record as one JSON line whose first keys are `summary`, `user_id` and
+// `hint` (what on-call reads first), the rest after them in key order. Bytes
+// that are not UTF-8 are replaced.
+std::string dump_incident(const nlohmann::json& incident);
+
 // The last upstream text message as recorded: redacted text (inflated when
 // permessage-deflate compressed it and it inflates on its own), flags.
 nlohmann::json last_message_json(const SessionSummary& s, std::size_t cap_bytes);

@@ -117,8 +117,14 @@ std::optional<IncidentStore::Entry> IncidentStore::make_entry(const nlohmann::js
   Entry e;
   e.correlation_id = cid->get<std::string>();
   e.code = static_cast<std::uint16_t>(code->get<std::int64_t>());
-  if (auto st = doc.find("failing_stage"); st != doc.end() && st->is_string())
-    e.stage = st->get<std::string>();
+  auto text_field = [&doc](const char* key) {
+    auto it = doc.find(key);
+    return it != doc.end() && it->is_string() ? it->get<std::string>() : std::string();
+  };
+  e.stage = text_field("failing_stage");
+  e.route = text_field("route");
+  e.upstream = text_field("upstream");
+  e.upstream_endpoint = text_field("upstream_endpoint");
   e.time = *t;
   e.json = std::make_shared<const std::string>(std::move(text));
   return e;
@@ -291,7 +297,7 @@ void IncidentStore::count_error(IncidentLogError reason, const std::string& what
 }
 
 bool IncidentStore::add(const nlohmann::json& incident) {
-  std::string text = incident.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  std::string text = dump_incident(incident);
   auto e = make_entry(incident, text);
   if (!e) return false;
   {
@@ -342,7 +348,11 @@ std::vector<std::shared_ptr<const std::string>> IncidentStore::query(const Incid
   for (auto it = ring_.rbegin(); it != ring_.rend() && out.size() < q.limit; ++it) {
     if (q.code && it->code != *q.code) continue;
     if (!q.stage.empty() && it->stage != q.stage) continue;
+    if (!q.route.empty() && it->route != q.route) continue;
+    if (!q.upstream.empty() && it->upstream != q.upstream && it->upstream_endpoint != q.upstream)
+      continue;
     if (q.since && it->time < *q.since) continue;
+    if (q.until && it->time > *q.until) continue;
     out.push_back(it->json);
   }
   return out;

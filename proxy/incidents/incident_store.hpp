@@ -56,8 +56,11 @@ struct StoreOptions {
 
 struct IncidentQuery {
   std::optional<std::uint16_t> code;
-  std::string stage;  // empty: any
+  std::string stage;     // empty: any
+  std::string route;     // empty: any
+  std::string upstream;  // empty: any; matches `upstream` or `upstream_endpoint`
   std::optional<std::chrono::system_clock::time_point> since;
+  std::optional<std::chrono::system_clock::time_point> until;  // inclusive
   std::size_t limit = 100;
 };
 
@@ -108,6 +111,9 @@ class IncidentStore {
     std::string correlation_id;
     std::uint16_t code = 0;
     std::string stage;
+    std::string route;
+    std::string upstream;
+    std::string upstream_endpoint;
     std::chrono::system_clock::time_point time;
     std::shared_ptr<const std::string> json;
   };

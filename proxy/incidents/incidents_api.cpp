@@ -5,6 +5,7 @@
 
 #include "common/redact.hpp"
 #include "proxy/incidents/incident.hpp"
+#include "proxy/incidents/incident_browser.hpp"
 
 namespace wsgate::proxy::incidents {
 namespace {
@@ -36,11 +37,15 @@ std::optional<IncidentQuery> parse_incident_query(const AdminRequest& req, std::
     q.code = static_cast<std::uint16_t>(*v);
   }
   q.stage = req.param("stage");
-  if (auto since = req.param("since"); !since.empty()) {
-    q.since = parse_time(since);
-    if (!q.since) {
-      error = "since must be RFC 3339 or unix seconds, got '" + since + "'";
-      return std::nullopt;
+  q.route = req.param("route");
+  q.upstream = req.param("upstream");
+  for (auto [name, slot] : {std::pair{"since", &q.since}, std::pair{"until", &q.until}}) {
+    if (auto text = req.param(name); !text.empty()) {
+      *slot = parse_time(text);
+      if (!*slot) {
+        error = std::string(name) + " must be RFC 3339 or unix seconds, got '" + text + "'";
+        return std::nullopt;
+      }
     }
   }
   if (auto limit = req.param("limit"); !limit.empty()) {
@@ -86,6 +91,7 @@ void register_incident_routes(AdminRouter& admin, const IncidentStore& store) {
   admin.handle(
       "/incidents/", [&store](const AdminRequest& req) { return get_incident(store, req); },
       AdminAccess::users);
+  register_incident_browser(admin, store);
 }
 
 void register_incident_routes(AdminServer& admin, const IncidentStore& store) {

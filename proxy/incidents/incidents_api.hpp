@@ -1,6 +1,7 @@
 #pragma once
 // The incident admin endpoints:
-//   GET /incidents?code=&stage=&since=&limit=  {"incidents":[...newest first], "count":N}
+//   GET /incidents?code=&stage=&route=&upstream=&since=&until=&limit=
+//                                              {"incidents":[...newest first], "count":N}
 //   GET /incidents/{correlation_id}            the record, or 404 {"error":...}
 #include "common/admin_server.hpp"
 #include "proxy/incidents/incident_store.hpp"
@@ -18,6 +19,7 @@ AdminResponse list_incidents(const IncidentStore& store, const AdminRequest& req
 AdminResponse get_incident(const IncidentStore& store, const AdminRequest& req);
 
 // Both need the admin token when one is configured: incidents name users.
+// The incident browser (/ui/) comes with them, under the same rule.
 void register_incident_routes(AdminRouter& admin, const IncidentStore& store);
 void register_incident_routes(AdminServer& admin, const IncidentStore& store);
 

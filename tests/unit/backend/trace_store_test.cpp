@@ -122,3 +122,21 @@ TEST(TraceStore, ConcurrentWritersAndReaders) {
   EXPECT_LE(store.size(), 64u);
   EXPECT_LE(store.bytes(), 1u << 16);
 }
+
+TEST(TraceStore, StageNamesEachMissingAttributeAndWhereItComesFrom) {
+  TraceStore store({});
+  auto t = store.begin("cid-00000002", "strict");
+  store.add(*t, Stage::auth_verify_jwt, Outcome::ok, "HS256");
+  store.add(*t, Stage::context_validate, Outcome::error, "missing: thread_id",
+            {{"thread_id", "JWT claim thread_id, else header X-Thread-ID", "absent"}});
+  auto j = json::parse(*store.find_json("cid-00000002"));
+  // A stage without missing attributes keeps exactly the contract's four fields.
+  EXPECT_FALSE(j["stages"][0].contains("missing"));
+  EXPECT_EQ(j["stages"][0].size(), 4u);
+  ASSERT_TRUE(j["stages"][1]["missing"].is_array());
+  ASSERT_EQ(j["stages"][1]["missing"].size(), 1u);
+  EXPECT_EQ(j["stages"][1]["missing"][0]["attribute"], "thread_id");
+  EXPECT_EQ(j["stages"][1]["missing"][0]["source"], "JWT claim thread_id, else header X-Thread-ID");
+  EXPECT_EQ(j["stages"][1]["missing"][0]["found"], "absent");
+  EXPECT_EQ(j["stages"][1]["detail"], "missing: thread_id");
+}

@@ -185,3 +185,12 @@ TEST(UserContext, NamesAndPoliciesParse) {
   EXPECT_EQ(parse_policy("fallback"), ContextPolicy::fallback);
   EXPECT_FALSE(parse_policy("Strict").has_value());
 }
+
+TEST(UserContext, EveryAttributeNamesWhereItIsFilledFrom) {
+  EXPECT_NE(attribute_source(Attribute::user_id).find("JWT claim sub"), std::string_view::npos);
+  EXPECT_NE(attribute_source(Attribute::thread_id).find("header X-Thread-ID"),
+            std::string_view::npos);
+  EXPECT_NE(attribute_source(Attribute::request_id).find("X-Correlation-ID"),
+            std::string_view::npos);
+  for (Attribute a : kAllAttributes) EXPECT_NE(attribute_source(a), "unknown");
+}

@@ -92,6 +92,31 @@ TEST(IncidentStore, QueryFilters) {
   EXPECT_EQ(cids(store.query({.code = 1011, .limit = 1})), (std::vector<std::string>{"cid-4"}));
 }
 
+TEST(IncidentStore, QueryFiltersByRouteUpstreamAndUntil) {
+  IncidentStore store({.capacity = 100});
+  auto with = [](json j, std::string route, std::string upstream, std::string endpoint) {
+    j["route"] = route;
+    j["upstream"] = upstream;
+    if (!endpoint.empty()) j["upstream_endpoint"] = endpoint;
+    return j;
+  };
+  store.add(with(incident(1, 1011, "context.validate", "2024-05-01T10:00:00.000Z"), "/",
+                 "ws://a:9000", ""));
+  store.add(with(incident(2, 1011, "context.validate", "2024-05-01T11:00:00.000Z"), "/chat",
+                 "ws://b:9000", "10.0.0.2:9000"));
+  store.add(with(incident(3, 1011, "message.handle", "2024-05-01T12:00:00.000Z"), "/chat",
+                 "ws://a:9000", "10.0.0.1:9000"));
+  EXPECT_EQ(cids(store.query({.route = "/chat"})), (std::vector<std::string>{"cid-3", "cid-2"}));
+  EXPECT_EQ(cids(store.query({.upstream = "ws://a:9000"})),
+            (std::vector<std::string>{"cid-3", "cid-1"}));
+  EXPECT_EQ(cids(store.query({.upstream = "10.0.0.2:9000"})), (std::vector<std::string>{"cid-2"}));
+  EXPECT_EQ(cids(store.query({.until = parse_time("2024-05-01T11:00:00Z")})),
+            (std::vector<std::string>{"cid-2", "cid-1"}));
+  EXPECT_EQ(
+      cids(store.query({.since = parse_time("1714561200"), .until = parse_time("1714561200")})),
+      (std::vector<std::string>{"cid-2"}));
+}
+
 TEST(IncidentStore, ReloadsAfterRestart) {
   TempDir dir;
   auto log = dir / "incidents.jsonl";

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <boost/beast/zlib/deflate_stream.hpp>
+#include <set>
 
 #include "proxy/incidents/trace_fetcher.hpp"
 
@@ -280,4 +281,40 @@ TEST(TraceUrl, TemplateExpansion) {
             "http://b:9/debug/traces/abc-1.2_3");
   EXPECT_EQ(expand_trace_url("http://b/{correlation_id}?x={correlation_id}", "a b"),
             "http://b/a%20b?x=a%20b");
+}
+
+TEST(IncidentRecord, LeadsWithSummaryUserAndHint) {
+  auto j = build_incident(summary_1011(), kEnd, ok(strict_trace()));
+  EXPECT_EQ(j["user_id"], "staging-e2e-user-001");
+  EXPECT_EQ(j["hint"], std::string(hint_for_stage("factory.create_manager")));
+  const std::string text = dump_incident(j);
+  EXPECT_TRUE(text.starts_with(R"({"summary":"1011 at factory.create_manager: context missing )"))
+      << text.substr(0, 120);
+  const auto user = text.find(R"(,"user_id":"staging-e2e-user-001","hint":")");
+  ASSERT_NE(user, std::string::npos) << text.substr(0, 200);
+  EXPECT_LT(user, text.find("\"backend_trace\""));
+  // Nothing lost or changed: the same document, only the order differs.
+  EXPECT_EQ(json::parse(text), j);
+}
+
+TEST(IncidentRecord, UserIsNullWithoutATrace) {
+  auto j = build_incident(summary_1011(), kEnd, failed(FetchOutcome::timeout, "timeout"));
+  EXPECT_TRUE(j["user_id"].is_null());
+  EXPECT_EQ(j["hint"], std::string(hint_for_stage("unknown")));
+  EXPECT_TRUE(dump_incident(j).starts_with(R"({"summary":"1011 from upstream)"));
+}
+
+TEST(IncidentHint, EveryBackendStageHasItsOwnHintAndUnknownNamesGetTheGenericOne) {
+  const std::string generic(hint_for_stage("no.such_stage"));
+  EXPECT_FALSE(generic.empty());
+  std::set<std::string> seen;
+  for (const char* stage :
+       {"auth.verify_jwt", "context.create", "context.validate", "factory.create_manager",
+        "session.established", "message.parse", "message.handle", "session.close", "unknown"}) {
+    std::string h(hint_for_stage(stage));
+    EXPECT_NE(h, generic) << stage;
+    EXPECT_TRUE(seen.insert(h).second) << stage;
+  }
+  EXPECT_NE(std::string(hint_for_stage("context.validate")).find("--context-policy fallback"),
+            std::string::npos);
 }
