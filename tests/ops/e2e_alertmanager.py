@@ -1,15 +1,17 @@
 #!/usr/bin/python3
 """End to end, from a 1011 storm to the on-call notification and back.
 
-A real wsgate-backend (strict context policy, `context.drop=run_id`) behind a
-real wsgate; a real Prometheus scraping both with our rule files (the 1011
+A real wsgate-backend (strict context policy, `context.drop=run_id`) behind
+two real wsgate replicas; a real Prometheus scraping all three with our rule files (the 1011
 alert's `for:` compressed to a few seconds) and sending to a real
 Alertmanager (group_wait/group_interval 1s) whose webhook receiver is a small
 HTTP server in this process. A storm of sessions ends with 1011; the test
 waits for the delivered notification and checks that its annotations name
-the failing stage, the missing attribute and the replica, carry an absolute
-runbook URL from the external label wsgate_runbook_url, and an incidents link
-that, fetched from the proxy's admin port, lists every incident of the storm.
+the failing stage, the missing attribute and both replicas holding incidents
+(the alert fires on their sum), carry an absolute runbook URL from the
+external label wsgate_runbook_url, an incidents link to the busiest replica
+and one per replica in the description; fetched from the replicas' admin
+ports, those links list every incident of the storm.
 
   e2e_alertmanager.py --proxy build/bin/wsgate --backend build/bin/wsgate-backend
 
@@ -21,6 +23,7 @@ import argparse
 import http.server
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -186,11 +189,10 @@ def main():
 
 def check(run):
     a, tmp = run.args, run.tmp
-    be_port, be_admin, px_port, px_admin, prom_port, am_port = free_ports(6)
+    be_port, be_admin, prom_port, am_port = free_ports(4)
     hook = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Webhook)
     threading.Thread(target=hook.serve_forever, daemon=True).start()
     hook_url = f"http://127.0.0.1:{hook.server_address[1]}/alerts"
-    admin = f"http://127.0.0.1:{px_admin}"
 
     key = os.path.join(tmp, "jwt.key")
     with open(key, "w") as f:
@@ -199,11 +201,16 @@ def check(run):
                                     f"127.0.0.1:{be_admin}", "--jwt-secret-file", key,
                                     "--context-policy", "strict", "--fault", "context.drop=run_id"])
     run.wait_http(f"http://127.0.0.1:{be_admin}/healthz", "backend", backend)
-    proxy = run.start("proxy", [a.proxy, "--listen", f"127.0.0.1:{px_port}", "--admin", f"127.0.0.1:{px_admin}",
-                                "--upstream", f"ws://127.0.0.1:{be_port}",
-                                "--upstream-trace-url",
-                                f"http://127.0.0.1:{be_admin}/debug/traces/{{correlation_id}}"])
-    run.wait_http(f"{admin}/readyz", "proxy", proxy)
+    # Two proxy replicas in front of the one backend; replica a gets twice
+    # the sessions of replica b. Each keeps the incidents of its sessions.
+    replicas = {}
+    for name, (port, admin_port) in zip(("a", "b"), (free_ports(2), free_ports(2))):
+        proxy = run.start(f"proxy-{name}", [
+            a.proxy, "--listen", f"127.0.0.1:{port}", "--admin", f"127.0.0.1:{admin_port}",
+            "--upstream", f"ws://127.0.0.1:{be_port}",
+            "--upstream-trace-url", f"http://127.0.0.1:{be_admin}/debug/traces/{{correlation_id}}"])
+        run.wait_http(f"http://127.0.0.1:{admin_port}/readyz", f"proxy-{name}", proxy)
+        replicas[name] = {"ws": f"ws://127.0.0.1:{port}/ws", "admin": f"127.0.0.1:{admin_port}"}
     # With a thread_id the backend's context lacks only run_id (the fault).
     token = subprocess.run([a.backend, "token", "--sub", "e2e-am-user", "--thread-id", "e2e-thread",
                             "--jwt-secret-file", key],
@@ -231,7 +238,7 @@ def check(run):
         "rule_files": compressed_rules(tmp, a.rules_dir),
         "alerting": {"alertmanagers": [{"static_configs": [{"targets": [f"127.0.0.1:{am_port}"]}]}]},
         "scrape_configs": [
-            {"job_name": "wsgate", "static_configs": [{"targets": [f"127.0.0.1:{px_admin}"]}]},
+            {"job_name": "wsgate", "static_configs": [{"targets": [r["admin"] for r in replicas.values()]}]},
             {"job_name": "wsgate-backend", "static_configs": [{"targets": [f"127.0.0.1:{be_admin}"]}]},
         ],
     }, open(prom_cfg, "w"))
@@ -239,30 +246,43 @@ def check(run):
                                     f"--web.listen-address=127.0.0.1:{prom_port}", "--log.level=warn"])
     run.wait_http(f"http://127.0.0.1:{prom_port}/-/ready", "prometheus", prom)
 
-    print(f"== storm: {STORM_SESSIONS} sessions ending with 1011 through ws://127.0.0.1:{px_port}/ws")
+    print(f"== storm: at least {STORM_SESSIONS} sessions ending with 1011 through both replicas")
     storm_started = time.time()
-    ids_file, stop_file = os.path.join(tmp, "ids.txt"), os.path.join(tmp, "stop")
-    open(ids_file, "w").close()
-    storm = run.start("storm", [sys.executable, os.path.join(HERE, "ws_storm.py"), "--url",
-                                f"ws://127.0.0.1:{px_port}/ws", "--token", token, "--duration", "60",
-                                "--concurrency", "2", "--pause", "0.3", "--timeout", "10",
-                                "--stop-file", stop_file, "--ids-file", ids_file])
+    stop_file = os.path.join(tmp, "stop")
+    storms = []
+    for name, concurrency in (("a", "2"), ("b", "1")):
+        r = replicas[name]
+        r["ids_file"] = os.path.join(tmp, f"ids-{name}.txt")
+        open(r["ids_file"], "w").close()
+        storms.append(run.start(f"storm-{name}", [
+            sys.executable, os.path.join(HERE, "ws_storm.py"), "--url", r["ws"], "--token", token,
+            "--duration", "60", "--concurrency", concurrency, "--pause", "0.3", "--timeout", "10",
+            "--stop-file", stop_file, "--ids-file", r["ids_file"]]))
+
+    def read_ids(r):
+        return {l.strip() for l in open(r["ids_file"]) if l.strip()}
+
     begin = time.monotonic()
     end = begin + min(40, run.left())
-    while time.monotonic() < end and storm.poll() is None:
-        if (sum(1 for l in open(ids_file) if l.strip()) >= STORM_SESSIONS
+    while time.monotonic() < end and all(p.poll() is None for p in storms):
+        if (sum(len(read_ids(r)) for r in replicas.values()) >= STORM_SESSIONS
                 and time.monotonic() - begin >= STORM_SECONDS):
             break
         time.sleep(0.1)
     open(stop_file, "w").close()
-    try:
-        storm.wait(timeout=max(1, min(20, run.left())))
-    except subprocess.TimeoutExpired:
-        raise Failure("the storm client did not stop")
-    ids = {l.strip() for l in open(ids_file) if l.strip()}
-    if len(ids) < 6:
-        raise Failure(f"only {len(ids)} sessions ended with 1011 (storm log: {tmp}/storm.log)")
-    print(f"   {len(ids)} sessions closed with 1011")
+    for p in storms:
+        try:
+            p.wait(timeout=max(1, min(20, run.left())))
+        except subprocess.TimeoutExpired:
+            raise Failure("a storm client did not stop")
+    for name, r in replicas.items():
+        r["ids"] = read_ids(r)
+        if len(r["ids"]) < 3:
+            raise Failure(f"only {len(r['ids'])} sessions through replica {name} ended with 1011 "
+                          f"(log: {tmp}/storm-{name}.log)")
+    ids = set().union(*(r["ids"] for r in replicas.values()))
+    print("   " + ", ".join(f"replica {n} ({r['admin']}): {len(r['ids'])}" for n, r in replicas.items())
+          + " sessions closed with 1011")
 
     print("== wait for Alertmanager to deliver the 1011 alert to the webhook")
     alert = None
@@ -282,14 +302,16 @@ def check(run):
         print(f"     {k}: {ann[k]}")
 
     # What the incidents themselves say: the stage and the missing attribute.
-    status, body = get(f"{admin}/incidents?code=1011&limit=1000")
-    if status != 200:
-        raise Failure(f"GET /incidents?code=1011 answered {status}: {body[:200]}")
-    stored = {i["correlation_id"]: i for i in incident_list(body)}
-    storm_incidents = [stored[i] for i in ids if i in stored]
-    if len(storm_incidents) != len(ids):
-        raise Failure(f"{len(ids) - len(storm_incidents)} storm sessions have no incident")
-    stages = {i["failing_stage"] for i in storm_incidents}
+    stages = set()
+    for name, r in replicas.items():
+        status, body = get(f"http://{r['admin']}/incidents?code=1011&limit=1000")
+        if status != 200:
+            raise Failure(f"GET /incidents?code=1011 on replica {name} answered {status}: {body[:200]}")
+        stored = {i["correlation_id"]: i for i in incident_list(body)}
+        missing = r["ids"] - set(stored)
+        if missing:
+            raise Failure(f"{len(missing)} storm sessions through replica {name} have no incident there")
+        stages |= {stored[i]["failing_stage"] for i in r["ids"]}
     if len(stages) != 1 or "unknown" in stages:
         raise Failure(f"storm incidents do not agree on one known failing stage: {stages}")
     stage = stages.pop()
@@ -304,17 +326,25 @@ def check(run):
             problems.append(f"{k} does not name the stage {stage}: {ann.get(k)!r}")
     if "run_id" not in ann.get("summary", ""):
         problems.append(f"summary does not name the missing attribute: {ann.get('summary')!r}")
-    replica = f"127.0.0.1:{px_admin}"
-    if not ann.get("replicas", "").startswith(replica + " ("):
-        problems.append(f"replicas {ann.get('replicas')!r} does not name the proxy {replica}")
     if ann.get("runbook_url") != RUNBOOK_BASE + "#wsgatehigh1011ratio":
         problems.append(f"runbook_url {ann.get('runbook_url')!r} is not {RUNBOOK_BASE}#wsgatehigh1011ratio")
+    # Which replicas hold incidents: both, the busier one first.
+    held = re.findall(r"(\S+) \((\d+)\)", ann.get("replicas", ""))
+    want = {r["admin"] for r in replicas.values()}
+    if {h for h, _ in held} != want:
+        problems.append(f"replicas {ann.get('replicas')!r} does not name both proxy replicas {sorted(want)}")
+    busiest = held[0][0] if held else None
+    per_replica = {}
+    for inst, url in re.findall(r"(\S+): \d+ \((http://[^)\s]+)\)", ann.get("description", "")):
+        per_replica[inst] = url
+    if set(per_replica) != want:
+        problems.append(f"description does not link the incidents of each replica {sorted(want)}: {per_replica}")
     links = {}
     for k, path in (("incidents_url", "/ui/"), ("incidents_json_url", "/incidents")):
         u = urllib.parse.urlsplit(ann.get(k, ""))
         q = urllib.parse.parse_qs(u.query)
-        if (u.scheme, u.netloc, u.path) != ("http", replica, path):
-            problems.append(f"{k} {ann.get(k)!r} is not http://{replica}{path}?...")
+        if (u.scheme, u.netloc, u.path) != ("http", busiest, path):
+            problems.append(f"{k} {ann.get(k)!r} is not http://{busiest}{path}?... (the busiest replica)")
         elif q.get("code") != ["1011"] or q.get("stage") != [stage] or not q.get("since"):
             problems.append(f"{k} {ann.get(k)!r} does not filter code=1011, stage={stage} and since")
         elif not int(q["since"][0]) <= storm_started:
@@ -324,23 +354,28 @@ def check(run):
     if problems:
         raise Failure("the notification does not name the cause:\n  " + "\n  ".join(problems))
 
-    # Follow the link as on-call would. The browser page may not be part of
+    # Follow the links as on-call would. The browser page may not be part of
     # this build; its JSON twin (same filters) always is.
-    status, body = get(links["incidents_url"])
+    status, _ = get(links["incidents_url"])
     print(f"== GET {links['incidents_url']} -> {status}")
-    status, body = get(links["incidents_json_url"])
-    print(f"== GET {links['incidents_json_url']} -> {status}")
-    if status != 200:
-        raise Failure(f"the incidents link answered {status}: {body[:200]}")
-    listed = incident_list(body)
-    listed_ids = {i["correlation_id"] for i in listed}
-    if not ids <= listed_ids:
-        raise Failure(f"the incidents link misses {len(ids - listed_ids)} of the storm's {len(ids)} incidents")
-    wrong = [i["correlation_id"] for i in listed if i["close"]["code"] != 1011 or i["failing_stage"] != stage]
-    if wrong:
-        raise Failure(f"the incidents link lists incidents outside its filter: {wrong[:5]}")
-    print(f"   the link lists all {len(ids)} incidents of the storm ({len(listed)} in all)")
-
+    for r in replicas.values():
+        url = per_replica[r["admin"]]
+        if r["admin"] == busiest:
+            url = links["incidents_json_url"]
+        status, body = get(url)
+        print(f"== GET {url} -> {status}")
+        if status != 200:
+            raise Failure(f"the incidents link {url} answered {status}: {body[:200]}")
+        listed = incident_list(body)
+        listed_ids = {i["correlation_id"] for i in listed}
+        if not r["ids"] <= listed_ids:
+            raise Failure(f"{url} misses {len(r['ids'] - listed_ids)} of the {len(r['ids'])} storm "
+                          f"incidents of replica {r['admin']}")
+        wrong = [i["correlation_id"] for i in listed if i["close"]["code"] != 1011 or i["failing_stage"] != stage]
+        if wrong:
+            raise Failure(f"{url} lists incidents outside its filter: {wrong[:5]}")
+        print(f"   lists all {len(r['ids'])} storm incidents of replica {r['admin']}")
+    print(f"   the links of the notification reach all {len(ids)} incidents of the storm")
 
 if __name__ == "__main__":
     sys.exit(main())
