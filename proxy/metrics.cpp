@@ -1,5 +1,7 @@
 #include "proxy/metrics.hpp"
 
+#include <algorithm>
+
 namespace wsgate::proxy {
 
 namespace pm = prometheus;
@@ -168,6 +170,18 @@ ProxyMetrics::ProxyMetrics(pm::Registry& r, std::uint32_t max_private_close_code
                                .Name("wsgate_admin_errors_total")
                                .Help("Admin requests refused or failed, by reason")
                                .Register(r)),
+      missing_attributes_family_(pm::BuildCounter()
+                                     .Name("wsgate_incident_missing_attributes_total")
+                                     .Help("Attributes the failing backend stage lacked, per "
+                                           "incident, by close code, stage and attribute")
+                                     .Register(r)),
+      missing_attribute_overflow_(
+          &pm::BuildCounter()
+               .Name("wsgate_incident_missing_attribute_labels_overflow_total")
+               .Help("Missing attributes counted as attribute=\"other\": past the cap of 32 "
+                     "distinct names, or not a plain name")
+               .Register(r)
+               .Add({})),
       max_private_close_codes_(max_private_close_codes),
       incident_path(r) {
   for (int i = 0; i < static_cast<int>(HandshakeOutcome::count_); ++i)
@@ -276,6 +290,35 @@ pm::Counter& ProxyMetrics::incident(std::uint16_t code, std::string_view stage) 
   std::lock_guard lock(mutex_);
   return cached(incidents_family_, incident_cache_, {{"code", label}, {"stage", s}},
                 label + "/" + s);
+}
+
+namespace {
+bool is_attribute_name(std::string_view s) {
+  if (s.empty() || s.size() > 64) return false;
+  return std::all_of(s.begin(), s.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '.' || c == '-';
+  });
+}
+}  // namespace
+
+pm::Counter& ProxyMetrics::incident_missing_attribute(std::uint16_t code, std::string_view stage,
+                                                      std::string_view attribute) {
+  std::string label = close_label(code);
+  std::string s(stage);
+  std::string a(attribute);
+  std::lock_guard lock(mutex_);
+  if (!is_attribute_name(a)) {
+    a = "other";
+  } else if (!missing_attribute_names_.count(a)) {
+    if (missing_attribute_names_.size() >= kMaxMissingAttributeLabels)
+      a = "other";
+    else
+      missing_attribute_names_.insert(a);
+  }
+  if (a == "other" && attribute != "other") missing_attribute_overflow_->Increment();
+  return cached(missing_attributes_family_, missing_attribute_cache_,
+                {{"code", label}, {"stage", s}, {"attribute", a}}, label + "/" + s + "/" + a);
 }
 
 pm::Counter& ProxyMetrics::trace_fetch(std::string_view outcome) {

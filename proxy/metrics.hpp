@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <map>
 #include <mutex>
+#include <set>
 #include <string>
 
 #include "common/admin_errors.hpp"
@@ -116,6 +117,15 @@ class ProxyMetrics {
     return *violations_[static_cast<int>(d)][static_cast<std::size_t>(kind)];
   }
   prometheus::Counter& incident(std::uint16_t code, std::string_view stage);
+  // wsgate_incident_missing_attributes_total{code,stage,attribute}: what the
+  // failing stage lacked, so the 1011 alert can name it. Attribute names come
+  // from the backend: the first kMaxMissingAttributeLabels distinct plain
+  // names keep their label, any other counts as "other" and bumps
+  // missing_attribute_label_overflow(). `stage` is already a bounded label.
+  static constexpr std::size_t kMaxMissingAttributeLabels = 32;
+  prometheus::Counter& incident_missing_attribute(std::uint16_t code, std::string_view stage,
+                                                  std::string_view attribute);
+  prometheus::Counter& missing_attribute_label_overflow() { return *missing_attribute_overflow_; }
   prometheus::Counter& trace_fetch(std::string_view outcome);
   // wsgate_admin_errors_total{reason}: refused or failed admin requests.
   prometheus::Counter& admin_error(AdminError e) {
@@ -141,6 +151,8 @@ class ProxyMetrics {
   prometheus::Family<prometheus::Counter>& accept_errors_family_;
   prometheus::Family<prometheus::Counter>& limit_refusals_family_;
   prometheus::Family<prometheus::Counter>& admin_errors_family_;
+  prometheus::Family<prometheus::Counter>& missing_attributes_family_;
+  prometheus::Counter* missing_attribute_overflow_ = nullptr;
 
   std::array<prometheus::Counter*, static_cast<int>(HandshakeOutcome::count_)> handshakes_{};
   std::array<prometheus::Counter*, static_cast<int>(TimeoutKind::count_)> timeouts_{};
@@ -159,6 +171,8 @@ class ProxyMetrics {
   std::map<std::string, prometheus::Counter*> close_cache_;
   std::map<std::string, prometheus::Counter*> incident_cache_;
   std::map<std::string, prometheus::Counter*> trace_fetch_cache_;
+  std::map<std::string, prometheus::Counter*> missing_attribute_cache_;
+  std::set<std::string> missing_attribute_names_;
 
  public:
   IncidentPathMetrics incident_path;

@@ -6,6 +6,15 @@ the Prometheus Operator runs exactly the rules that promtool tests.
   deploy/k8s/gen-prometheusrule.py           # rewrite the file
   deploy/k8s/gen-prometheusrule.py --check   # exit 1 (with a diff) if it drifted
 
+Base URLs of the alert annotations: the rules read them from Prometheus's
+external labels wsgate_admin_url (proxy admin, the incident browser) and
+wsgate_runbook_url (absolute URL of docs/runbook.md). Where the Prometheus is
+not yours to configure, bake them into a rule of your own:
+
+  deploy/k8s/gen-prometheusrule.py --admin-url https://wsgate-admin.example.com \
+      --runbook-url https://git.example.com/wsgate/blob/main/docs/runbook.md \
+      --output overlays/prod/prometheusrule.yaml
+
 Needs python3-yaml (Debian).
 """
 import argparse
@@ -33,12 +42,24 @@ def _str(dumper, value):
 LiteralDumper.add_representer(str, _str)
 
 
-def render():
+def bake(node, values):
+    """Replace `$externalLabels.NAME` in every annotation by the quoted value."""
+    if isinstance(node, dict):
+        return {k: bake(v, values) for k, v in node.items()}
+    if isinstance(node, list):
+        return [bake(v, values) for v in node]
+    if isinstance(node, str):
+        for name, value in values.items():
+            node = node.replace(f"$externalLabels.{name}", '"' + value.replace('"', '\\"') + '"')
+    return node
+
+
+def render(values=None):
     groups = []
     for rel in SOURCES:
         with open(os.path.join(REPO, rel), encoding="utf-8") as f:
             doc = yaml.safe_load(f)
-        groups.extend(doc["groups"])
+        groups.extend(bake(doc["groups"], values or {}))
     obj = {
         "apiVersion": "monitoring.coreos.com/v1",
         "kind": "PrometheusRule",
@@ -55,9 +76,18 @@ def render():
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--check", action="store_true", help="compare instead of writing")
+    ap.add_argument("--admin-url", help="proxy admin base URL (else external label wsgate_admin_url)")
+    ap.add_argument("--runbook-url", help="absolute URL of docs/runbook.md (else external label wsgate_runbook_url)")
+    ap.add_argument("--output", default=OUTPUT, help=f"file to write or check (default {OUTPUT})")
     args = ap.parse_args()
-    want = render()
-    path = os.path.join(REPO, OUTPUT)
+    values = {}
+    for name, value in (("wsgate_admin_url", args.admin_url), ("wsgate_runbook_url", args.runbook_url)):
+        if value is not None:
+            if not value.startswith(("http://", "https://")):
+                ap.error(f"{value!r} is not an absolute http(s) URL")
+            values[name] = value.rstrip("/")
+    want = render(values)
+    path = os.path.join(REPO, args.output)
     if args.check:
         have = open(path, encoding="utf-8").read() if os.path.exists(path) else ""
         if have != want:
@@ -69,7 +99,7 @@ def main():
         return 0
     with open(path, "w", encoding="utf-8") as f:
         f.write(want)
-    print(f"wrote {OUTPUT}")
+    print(f"wrote {args.output}")
     return 0
 
 

@@ -156,6 +156,10 @@ void IncidentRecorder::record(const Pending& p, const TraceFetchResult& result) 
   metrics.trace_fetch(to_string(result.outcome)).Increment();
   const std::string label = stage_label(stage);
   metrics.incident(s.code, label).Increment();
+  if (auto m = incident.find("missing_attributes"); m != incident.end() && m->is_array())
+    for (const auto& a : *m)
+      if (a.is_string())
+        metrics.incident_missing_attribute(s.code, label, a.get<std::string>()).Increment();
   gateway_.exemplars().record("wsgate_incidents_total",
                               {{"code", metrics.close_label(s.code)}, {"stage", label}},
                               Exemplar{{{"trace_id", s.correlation_id}}, 1, p.ended});

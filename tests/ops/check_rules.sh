@@ -18,6 +18,21 @@ promtool check rules dashboards/prometheus/recording-rules.yml dashboards/promet
 echo "== promtool test rules"
 promtool test rules dashboards/prometheus/tests/*.yml
 
+echo "== the PrometheusRule generator bakes base URLs into valid rules"
+tmp="$(mktemp -d)"; trap 'rm -rf "$tmp"' EXIT
+/usr/bin/python3 deploy/k8s/gen-prometheusrule.py --admin-url https://wsgate-admin.example.com \
+  --runbook-url https://git.example.com/wsgate/docs/runbook.md --output "$tmp/rule.yaml" >/dev/null
+/usr/bin/python3 - "$tmp/rule.yaml" "$tmp/rules.yml" <<'PYEOF'
+import sys, yaml
+doc = yaml.safe_load(open(sys.argv[1]))
+text = open(sys.argv[1]).read()
+for want in ('"https://wsgate-admin.example.com"', '"https://git.example.com/wsgate/docs/runbook.md"'):
+    assert want in text, f"generator did not bake {want}"
+assert "$externalLabels.wsgate_" not in text, "generator left an external label reference"
+yaml.safe_dump({"groups": doc["spec"]["groups"]}, open(sys.argv[2], "w"))
+PYEOF
+promtool check rules "$tmp/rules.yml" >/dev/null
+
 echo "== alert contract"
 /usr/bin/python3 tests/ops/check_alert_contract.py
 

@@ -139,7 +139,7 @@ def cmd_dashboard(a):
                 close_panels += 1
                 if not res:
                     problems.append(f"close-code panel {p['title']!r} {t.get('refId')} returned no series\n      {expr}")
-                elif "sum by (code)" in t["expr"] and not any(r["metric"].get("code") == "1011" for r in res):
+                elif re.search(r"sum by \(code\b", t["expr"]) and not any(r["metric"].get("code") == "1011" for r in res):
                     problems.append(f"panel {p['title']!r} has no code=\"1011\" series: {[r['metric'] for r in res]}")
     if close_panels == 0:
         problems.append("no panel queries wsgate_closes_total")

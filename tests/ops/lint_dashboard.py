@@ -15,7 +15,20 @@ Static checks (always):
   * counters (names ending _total, _bucket, _count, _sum, or typed counter /
     histogram / summary in the exposition) appear only inside
     rate()/irate()/increase();
-  * recording-rule names (with a colon) are defined in the rule files.
+  * recording-rule names (with a colon) are defined in the rule files;
+  * links: an `admin_url` variable holding an absolute http(s) URL; every
+    link to the incident browser (/ui/) or /incidents starts with
+    ${admin_url} or with a replica's own address (http://${__data.fields.
+    instance}), never a hard-coded host, and filters only by code, stage,
+    route, upstream, since;
+  * a panel of failing stages: it queries wsgate_incidents_total by stage
+    and links to /ui/ filtered by that stage;
+  * close codes are what clients received: a query of wsgate_closes_total
+    grouped by code also groups by initiator.
+
+With --datasource (the Grafana datasource provisioning file): the exemplar
+link (trace_id, the correlation ID) opens the incident browser's page
+${WSGATE_INCIDENTS_BASE_URL}/ui/incidents/${__value.raw}.
 
 With --exposition (Prometheus text from /metrics, repeatable; the proxy's and
 the backend's): every metric a panel or variable names must exist there, as a
@@ -47,6 +60,10 @@ GROUPING = {"by", "without", "on", "ignoring", "group_left", "group_right"}
 DS_REFS = {"${datasource}", "$datasource"}
 ALLOWED_RANGES = {"$__rate_interval", "$__range"}
 COUNTER_SUFFIXES = ("_total", "_bucket", "_count", "_sum")
+# Where incident links may start: the dashboard's admin URL variable, or the
+# admin address of the replica a row or series comes from.
+LINK_BASES = ("${admin_url}", "http://${__data.fields.instance}", "http://${__field.labels.instance}")
+UI_FILTERS = {"code", "stage", "route", "upstream", "since"}
 
 
 class Exposition:
@@ -208,6 +225,22 @@ def iter_panels(panels):
         yield from iter_panels(p.get("panels"))
 
 
+def panel_links(p):
+    yield from p.get("links") or []
+    fc = p.get("fieldConfig") or {}
+    yield from (fc.get("defaults") or {}).get("links") or []
+    for o in fc.get("overrides") or []:
+        for prop in o.get("properties") or []:
+            if prop.get("id") == "links":
+                yield from prop.get("value") or []
+
+
+def grouping_labels(expr):
+    """Label lists of every by (...) clause."""
+    return [set(x.strip() for x in m.split(",") if x.strip())
+            for m in re.findall(r"\bby\s*\(([^)]*)\)", strip_strings(expr))]
+
+
 def ds_uid(ds):
     if isinstance(ds, dict):
         return ds.get("uid")
@@ -285,6 +318,7 @@ class Linter:
                 self.fail(where, "does not use ${datasource}")
             if a.get("expr"):
                 self.check_expr(where, a["expr"])
+        self.check_links(top, d, variables)
         for p in iter_panels(d.get("panels")):
             if p.get("type") == "row":
                 continue
@@ -306,6 +340,63 @@ class Linter:
                     self.fail(tw, "has no expr")
                     continue
                 self.check_expr(tw, t["expr"])
+
+
+    def check_link(self, where, link):
+        url = link.get("url", "")
+        if not re.search(r"/ui/|/incidents", url):
+            return None
+        if not url.startswith(LINK_BASES):
+            self.fail(where, f"incident link {url!r} does not start with one of {LINK_BASES}")
+        path, _, query = url.partition("?")
+        if "/ui/" in path and query:
+            for kv in query.split("&"):
+                if kv.split("=", 1)[0] not in UI_FILTERS:
+                    self.fail(where, f"incident browser link {url!r} filters by {kv!r}, not one of {sorted(UI_FILTERS)}")
+        return url
+
+    def check_links(self, top, d, variables):
+        v = variables.get("admin_url")
+        if not v:
+            self.fail(top, "needs an `admin_url` variable (proxy admin base URL for incident links)")
+        else:
+            q = v.get("query")
+            q = q.get("query") if isinstance(q, dict) else q
+            if v.get("type") not in ("textbox", "constant", "custom") or not re.match(r"https?://\S+$", q or ""):
+                self.fail(top, f"variable $admin_url must be a textbox/constant/custom holding an absolute URL, got {q!r}")
+        for link in d.get("links") or []:
+            self.check_link(f"{top} dashboard link {link.get('title')!r}", link)
+        stage_panel = False
+        for p in iter_panels(d.get("panels")):
+            where = f"{top} panel {p.get('title')!r} (id {p.get('id')})"
+            urls = [u for u in (self.check_link(where, l) for l in panel_links(p)) if u]
+            exprs = [t.get("expr") or "" for t in p.get("targets") or []]
+            for e in exprs:
+                if "wsgate_closes_total" in e:
+                    for labels in grouping_labels(e):
+                        if "code" in labels and "initiator" not in labels:
+                            self.fail(where, "close codes grouped by code without initiator: show what "
+                                      "clients received and who closed (by (code, initiator))")
+            by_stage = any("wsgate_incidents_total" in e and any("stage" in g for g in grouping_labels(e))
+                           for e in exprs)
+            if by_stage and any("/ui/" in u and "stage=${" in u for u in urls):
+                stage_panel = True
+        if not stage_panel:
+            self.fail(top, "no panel of failing stages (wsgate_incidents_total by stage) links to the "
+                      "incident browser filtered by its stage")
+
+    def check_datasource(self, path):
+        import yaml  # python3-yaml
+        doc = yaml.safe_load(open(path, encoding="utf-8")) or {}
+        where = os.path.basename(path)
+        want = "${WSGATE_INCIDENTS_BASE_URL}/ui/incidents/$${__value.raw}"
+        found = False
+        for ds in doc.get("datasources") or []:
+            for dest in (ds.get("jsonData") or {}).get("exemplarTraceIdDestinations") or []:
+                if dest.get("name") == "trace_id" and dest.get("url") == want:
+                    found = True
+        if not found:
+            self.fail(where, f"no exemplar destination trace_id -> {want}")
 
 
 def self_test():
@@ -339,18 +430,35 @@ def self_test():
          "templating": {"list": [{"name": "datasource", "type": "datasource", "query": "prometheus"},
                                   {"name": "job", "type": "custom"}, {"name": "instance", "type": "custom"}]},
          "panels": [{"type": "timeseries", "title": "t", "id": 1, "datasource": {"uid": "prom1"},
-                     "fieldConfig": {"defaults": {}},
-                     "targets": [{"refId": "A", "datasource": {"uid": "prom1"}, "expr": "g"}]}]}
+                     "fieldConfig": {"defaults": {"links": [
+                         {"title": "x", "url": "http://10.0.0.1:9090/ui/?code=1011&foo=1"}]}},
+                     "targets": [{"refId": "A", "datasource": {"uid": "prom1"}, "expr": "g"},
+                                 {"refId": "B", "datasource": {"uid": "prom1"},
+                                  "expr": "sum by (code) (rate(foo_total[$__rate_interval]))"
+                                          " + 0 * sum(rate(wsgate_closes_total[$__rate_interval]))"},
+                                 {"refId": "C", "datasource": {"uid": "prom1"},
+                                  "expr": "sum by (code) (rate(wsgate_closes_total[$__rate_interval]))"}]}]}
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
         json.dump(d, f)
     lint = Linter(None, set())
     lint.check_dashboard(f.name)
     os.unlink(f.name)
     msgs = " | ".join(lint.problems)
-    for needle in ("no unit", "panel datasource", "target datasource"):
+    for needle in ("no unit", "panel datasource", "target datasource", "`admin_url` variable",
+                   "does not start with", "filters by 'foo=1'", "without initiator", "no panel of failing stages"):
         if needle not in msgs:
             print(f"FAIL self-test dashboard: no problem mentioning {needle!r} in {msgs!r}")
             bad += 1
+    # A datasource whose exemplar link is the raw JSON only is caught.
+    with tempfile.NamedTemporaryFile("w", suffix=".yml", delete=False) as f:
+        f.write("datasources:\n  - jsonData:\n      exemplarTraceIdDestinations:\n"
+                "        - name: trace_id\n          url: ${WSGATE_INCIDENTS_BASE_URL}/incidents/$${__value.raw}\n")
+    lint = Linter(None, set())
+    lint.check_datasource(f.name)
+    os.unlink(f.name)
+    if not lint.problems:
+        print("FAIL self-test datasource: an exemplar link to the raw JSON only passed")
+        bad += 1
     print("lint_dashboard self-test:", "ok" if not bad else f"{bad} failed")
     return 1 if bad else 0
 
@@ -362,6 +470,8 @@ def main():
                     help="Prometheus text exposition to check metric names against (repeatable)")
     ap.add_argument("--rules", action="append", default=None,
                     help="recording rule files defining name:with:colons (default: dashboards/prometheus/recording-rules.yml)")
+    ap.add_argument("--datasource", action="append", default=[],
+                    help="Grafana datasource provisioning file whose exemplar link to check (repeatable)")
     ap.add_argument("--self-test", action="store_true")
     args = ap.parse_args()
     if args.self_test:
@@ -379,6 +489,8 @@ def main():
     lint = Linter(expo, load_recording_rules(args.rules or DEFAULT_RULES))
     for p in args.dashboards:
         lint.check_dashboard(p)
+    for p in args.datasource:
+        lint.check_datasource(p)
     for msg in lint.problems:
         print("FAIL", msg)
     mode = f"against {len(args.exposition)} exposition file(s)" if expo else "static"
