@@ -7,6 +7,7 @@
 #include "common/version.hpp"
 #include "common/admin_server.hpp"
 #include "common/yaml_config.hpp"
+#include "proxy/incidents/trace_fetcher.hpp"
 
 namespace wsgate::proxy {
 namespace {
@@ -31,6 +32,15 @@ struct UrlValidator : CLI::Validator {
 std::string trace_url_error(const std::string& url) {
   if (url.find("{correlation_id}") == std::string::npos)
     return "trace URL template must hold {correlation_id}: " + url;
+  for (auto open = url.find('{'); open != std::string::npos; open = url.find('{', open + 1)) {
+    const auto name = std::string_view(url).substr(open, url.find('}', open) + 1 - open);
+    if (std::find(std::begin(incidents::kTracePlaceholders),
+                  std::end(incidents::kTracePlaceholders),
+                  name) == std::end(incidents::kTracePlaceholders))
+      return "unknown placeholder in trace URL template (known: {correlation_id}, "
+             "{upstream_host}, {upstream_port}): " +
+             url;
+  }
   if (url.rfind("https://", 0) == 0)
     return "https trace URLs are not supported (use http://): " + url;
   if (url.rfind("http://", 0) != 0 || url.size() == 7 || url[7] == '/')
@@ -71,8 +81,15 @@ std::optional<ProxyOptions> parse_options(int argc, char** argv, int& exit_code)
   app.add_option("--tls-key", c.tls_key, "Listener private key (PEM)")->check(CLI::ExistingFile);
   app.add_option("--upstream", upstream, "Default upstream, ws://HOST:PORT[/prefix] or wss://...")->check(UrlValidator());
   app.add_option("--route", routes, "Extra route PREFIX=URL[,TRACE_URL] (repeatable); longest prefix wins");
-  app.add_option("--upstream-trace-url", trace_url,
-                 "Backend stage-trace URL template holding {correlation_id}, for the default route");
+  app.add_option(
+      "--upstream-trace-url", trace_url,
+      "Backend stage-trace URL template holding {correlation_id}, for the default route; "
+      "{upstream_host} and {upstream_port} name the upstream endpoint the session used");
+  std::vector<std::string> trace_location_allow;
+  app.add_option("--trace-location-allow", trace_location_allow,
+                 "Honour a backend's Wsgate-Trace-Location (its trace URL, announced in the 101) "
+                 "only from upstream addresses in this CIDR (repeatable, IPv4 or IPv6); default "
+                 "none: always stripped, never honoured");
   app.add_option("--upstream-ca", c.upstream_ca, "CA bundle for wss:// upstreams (default: system CAs)")->check(CLI::ExistingFile);
   app.add_option("--upstream-client-cert", c.upstream_client_cert, "Client certificate for wss:// upstreams")->check(CLI::ExistingFile);
   app.add_option("--upstream-client-key", c.upstream_client_key, "Client key for wss:// upstreams")->check(CLI::ExistingFile);
@@ -216,6 +233,11 @@ std::optional<ProxyOptions> parse_options(int argc, char** argv, int& exit_code)
     c.admin_token = std::move(*token);
   } else if (c.admin_token_scope == "all") {
     return fail("--admin-token-scope all needs --admin-token-file");
+  }
+  for (const auto& text : trace_location_allow) {
+    auto cidr = parse_cidr(text, error);
+    if (!cidr) return fail("--trace-location-allow: " + error);
+    c.trace_location_allow.push_back(*cidr);
   }
   if (!trace_fetch_token_file.empty()) {
     auto token = read_token_file(trace_fetch_token_file, error);
