@@ -217,7 +217,7 @@ void ClientSession::on_upstream(UpstreamResult result) {
   boost::system::error_code peer_ec;
   const auto peer = result.stream->socket().remote_endpoint(peer_ec);
   if (!peer_ec)
-    note_upstream(result.response.base(), peer, gateway_.config().trace_location_allow,
+    note_upstream(result.response.base(), peer, gateway_.config(),
                   gateway_.metrics().trace_location, summary_);
 
   // The upstream's 101, as it came, plus our correlation ID.

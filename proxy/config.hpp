@@ -85,6 +85,9 @@ struct ProxyConfig {
   std::string trace_fetch_token;
   // Upstream addresses whose Wsgate-Trace-Location is honoured; none by default.
   std::vector<Cidr> trace_location_allow;
+  // Longest announced trace URL honoured (a host, a port and a path with one
+  // correlation ID of at most 128 characters fit many times over).
+  std::size_t trace_location_max_bytes = 2048;
 
   std::string port_file;
 };

@@ -90,6 +90,11 @@ std::optional<ProxyOptions> parse_options(int argc, char** argv, int& exit_code)
                  "Honour a backend's Wsgate-Trace-Location (its trace URL, announced in the 101) "
                  "only from upstream addresses in this CIDR (repeatable, IPv4 or IPv6); default "
                  "none: always stripped, never honoured");
+  app.add_option("--trace-location-max-bytes", c.trace_location_max_bytes,
+                 "Longest Wsgate-Trace-Location URL honoured; a longer one is ignored "
+                 "(wsgate_trace_location_rejected_total{reason=\"invalid_url\"})")
+      ->check(CLI::Range(std::size_t{64}, std::size_t{65536}))
+      ->capture_default_str();
   app.add_option("--upstream-ca", c.upstream_ca, "CA bundle for wss:// upstreams (default: system CAs)")->check(CLI::ExistingFile);
   app.add_option("--upstream-client-cert", c.upstream_client_cert, "Client certificate for wss:// upstreams")->check(CLI::ExistingFile);
   app.add_option("--upstream-client-key", c.upstream_client_key, "Client key for wss:// upstreams")->check(CLI::ExistingFile);

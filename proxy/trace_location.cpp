@@ -51,7 +51,7 @@ std::string endpoint_string(const boost::asio::ip::tcp::endpoint& endpoint) {
 
 TraceLocationVerdict judge_trace_location(const ResponseHeader& response,
                                           const boost::asio::ip::address& peer,
-                                          const std::vector<Cidr>& allow) {
+                                          const std::vector<Cidr>& allow, std::size_t max_bytes) {
   TraceLocationVerdict v;
   const auto count = response.count(kTraceLocationHeader);
   if (count == 0) return v;
@@ -66,10 +66,10 @@ TraceLocationVerdict judge_trace_location(const ResponseHeader& response,
     return v;
   }
   std::string_view url = response[kTraceLocationHeader];
-  if (url.size() > kMaxTraceLocationBytes) {
+  if (url.size() > max_bytes) {
     v.rejected = TraceLocationRejection::invalid_url;
     v.why = "URL of " + std::to_string(url.size()) + " bytes (at most " +
-            std::to_string(kMaxTraceLocationBytes) + ")";
+            std::to_string(max_bytes) + ", --trace-location-max-bytes)";
     return v;
   }
   for (unsigned char c : url)
@@ -88,10 +88,11 @@ TraceLocationVerdict judge_trace_location(const ResponseHeader& response,
 }
 
 void note_upstream(const ResponseHeader& response, const boost::asio::ip::tcp::endpoint& peer,
-                   const std::vector<Cidr>& allow, TraceLocationMetrics& metrics,
+                   const ProxyConfig& config, TraceLocationMetrics& metrics,
                    SessionSummary& summary) {
   summary.upstream_endpoint = endpoint_string(peer);
-  auto verdict = judge_trace_location(response, peer.address(), allow);
+  auto verdict = judge_trace_location(response, peer.address(), config.trace_location_allow,
+                                      config.trace_location_max_bytes);
   if (!verdict.url.empty()) {
     metrics.accepted.Increment();
     summary.trace_location = std::move(verdict.url);

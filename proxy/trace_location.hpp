@@ -12,15 +12,12 @@
 #include <vector>
 
 #include "proxy/cidr.hpp"
+#include "proxy/config.hpp"
 #include "proxy/handshake.hpp"
 #include "proxy/metrics.hpp"
 #include "proxy/session_summary.hpp"
 
 namespace wsgate::proxy {
-
-// Longest announced URL honoured; a trace URL is a host, a port and a path
-// holding one correlation ID (at most 128 characters).
-inline constexpr std::size_t kMaxTraceLocationBytes = 2048;
 
 // "host:port", an IPv6 host in brackets (as it stands in a URL).
 std::string endpoint_string(const boost::asio::ip::tcp::endpoint& endpoint);
@@ -32,17 +29,19 @@ struct TraceLocationVerdict {
 };
 
 // The decision on an upstream 101's Wsgate-Trace-Location, alone: none
-// announced (empty verdict), honoured, or ignored (not allowed, bad URL).
+// announced (empty verdict), honoured, or ignored (not allowed, bad URL,
+// longer than `max_bytes`).
 TraceLocationVerdict judge_trace_location(const ResponseHeader& response,
                                           const boost::asio::ip::address& peer,
-                                          const std::vector<Cidr>& allow);
+                                          const std::vector<Cidr>& allow, std::size_t max_bytes);
 
 // After a valid 101: records the connected upstream endpoint in the summary
 // and adopts an allowed announced trace URL; an ignored one is counted
 // (wsgate_trace_location_rejected_total{reason}) and logged at warn, at most
 // once per 10 s.
+// (--trace-location-allow, --trace-location-max-bytes from `config`).
 void note_upstream(const ResponseHeader& response, const boost::asio::ip::tcp::endpoint& peer,
-                   const std::vector<Cidr>& allow, TraceLocationMetrics& metrics,
+                   const ProxyConfig& config, TraceLocationMetrics& metrics,
                    SessionSummary& summary);
 
 }  // namespace wsgate::proxy

@@ -98,6 +98,10 @@ TEST(ProxyOptions, TraceLocationAllowTakesIpv4AndIpv6NetworksFromFlagsAndYaml) {
   EXPECT_EQ(allow[1].to_string(), "fd00::/8");
   EXPECT_EQ(allow[2].to_string(), "127.0.0.1/32");
   EXPECT_TRUE(parse(with_upstream({})).options->config.trace_location_allow.empty());
+  EXPECT_EQ(parse(with_upstream({})).options->config.trace_location_max_bytes, 2048u);
+  EXPECT_EQ(parse(with_upstream({"--trace-location-max-bytes", "4096"}))
+                .options->config.trace_location_max_bytes,
+            4096u);
 
   char name[] = "/tmp/wsgate-proxy-opt-XXXXXX";
   int fd = mkstemp(name);
@@ -121,6 +125,7 @@ TEST(ProxyOptions, BadTraceLocationAllowOrPlaceholderExitsTwoSayingWhy) {
       {{"--upstream-trace-url", "http://{upstream_hots}:1/{correlation_id}"},
        "unknown placeholder"},
       {{"--route", "/b=ws://127.0.0.1:1,http://h/{cid}/{correlation_id}"}, "unknown placeholder"},
+      {{"--trace-location-max-bytes", "10"}, "not in range"},
   };
   for (const auto& [args, why] : bad) {
     auto p = parse(with_upstream(args));

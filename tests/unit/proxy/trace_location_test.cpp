@@ -11,6 +11,8 @@ namespace ip = boost::asio::ip;
 
 namespace {
 
+constexpr std::size_t kMax = 2048;
+
 Cidr cidr(const std::string& text) {
   std::string error;
   auto c = parse_cidr(text, error);
@@ -92,64 +94,80 @@ TEST(TraceLocation, HonouredOnlyFromAllowedPeersAndUsableUrls) {
   const auto peer = ip::make_address("10.1.2.3");
   const std::string url = "http://10.1.2.3:9091/debug/traces/cid-00000001";
 
-  auto none = judge_trace_location(announcing({}), peer, allow);
+  auto none = judge_trace_location(announcing({}), peer, allow, kMax);
   EXPECT_TRUE(none.url.empty());
   EXPECT_FALSE(none.rejected);
 
-  auto ok = judge_trace_location(announcing({url}), peer, allow);
+  auto ok = judge_trace_location(announcing({url}), peer, allow, kMax);
   EXPECT_EQ(ok.url, url);
   EXPECT_FALSE(ok.rejected);
 
-  auto outside = judge_trace_location(announcing({url}), ip::make_address("192.168.0.1"), allow);
+  auto outside =
+      judge_trace_location(announcing({url}), ip::make_address("192.168.0.1"), allow, kMax);
   EXPECT_TRUE(outside.url.empty());
   EXPECT_EQ(outside.rejected, TraceLocationRejection::not_allowed);
-  auto no_list = judge_trace_location(announcing({url}), peer, {});
+  auto no_list = judge_trace_location(announcing({url}), peer, {}, kMax);
   EXPECT_EQ(no_list.rejected, TraceLocationRejection::not_allowed);
 
   for (const std::string& bad :
        {std::string("https://10.1.2.3/debug/traces/x"), std::string("ftp://10.1.2.3/x"),
         std::string("http://user:pw@10.1.2.3/x"), std::string("http:///x"),
         std::string("http://10.1.2.3:port/x"), std::string("http://10.1.2.3/a b"),
-        "http://10.1.2.3/" + std::string(kMaxTraceLocationBytes, 'a')}) {
-    auto v = judge_trace_location(announcing({bad}), peer, allow);
+        "http://10.1.2.3/" + std::string(kMax, 'a')}) {
+    auto v = judge_trace_location(announcing({bad}), peer, allow, kMax);
     EXPECT_TRUE(v.url.empty()) << bad;
     EXPECT_EQ(v.rejected, TraceLocationRejection::invalid_url) << bad;
     EXPECT_FALSE(v.why.empty());
   }
-  auto twice = judge_trace_location(announcing({url, url}), peer, allow);
+  auto twice = judge_trace_location(announcing({url, url}), peer, allow, kMax);
   EXPECT_EQ(twice.rejected, TraceLocationRejection::invalid_url);
   // Up to the cap is fine.
   std::string longest = "http://10.1.2.3/";
-  longest += std::string(kMaxTraceLocationBytes - longest.size(), 'a');
-  EXPECT_EQ(judge_trace_location(announcing({longest}), peer, allow).url, longest);
+  longest += std::string(kMax - longest.size(), 'a');
+  EXPECT_EQ(judge_trace_location(announcing({longest}), peer, allow, kMax).url, longest);
 }
 
 TEST(TraceLocation, NoteUpstreamRecordsEndpointAdoptsAndCounts) {
   prometheus::Registry registry;
   TraceLocationMetrics metrics(registry);
-  const std::vector<Cidr> allow{cidr("fd00::/8")};
+  ProxyConfig config;
+  config.trace_location_allow = {cidr("fd00::/8")};
+  config.trace_location_max_bytes = 64;
   const std::string url = "http://[fd00::7]:9091/debug/traces/cid-00000001";
 
   SessionSummary s;
-  note_upstream(announcing({url}), {ip::make_address("fd00::7"), 8080}, allow, metrics, s);
+  note_upstream(announcing({url}), {ip::make_address("fd00::7"), 8080}, config, metrics, s);
   EXPECT_EQ(s.upstream_endpoint, "[fd00::7]:8080");
   EXPECT_EQ(s.trace_location, url);
   EXPECT_EQ(metrics.accepted.Value(), 1);
 
   SessionSummary denied;
-  note_upstream(announcing({url}), {ip::make_address("10.0.0.7"), 8080}, allow, metrics, denied);
+  note_upstream(announcing({url}), {ip::make_address("10.0.0.7"), 8080}, config, metrics, denied);
   EXPECT_EQ(denied.upstream_endpoint, "10.0.0.7:8080");
   EXPECT_TRUE(denied.trace_location.empty());
   EXPECT_EQ(metrics.rejected(TraceLocationRejection::not_allowed).Value(), 1);
 
   SessionSummary bad;
-  note_upstream(announcing({"https://x/y"}), {ip::make_address("fd00::8"), 1}, allow, metrics, bad);
+  note_upstream(announcing({"https://x/y"}), {ip::make_address("fd00::8"), 1}, config, metrics,
+                bad);
   EXPECT_TRUE(bad.trace_location.empty());
   EXPECT_EQ(metrics.rejected(TraceLocationRejection::invalid_url).Value(), 1);
 
+  // --trace-location-max-bytes applies.
+  SessionSummary too_long;
+  note_upstream(announcing({url + std::string(64 - url.size() + 1, 'a')}),
+                {ip::make_address("fd00::7"), 1}, config, metrics, too_long);
+  EXPECT_TRUE(too_long.trace_location.empty());
+  EXPECT_EQ(metrics.rejected(TraceLocationRejection::invalid_url).Value(), 2);
+  SessionSummary at_cap;
+  note_upstream(announcing({url + std::string(64 - url.size(), 'a')}),
+                {ip::make_address("fd00::7"), 1}, config, metrics, at_cap);
+  EXPECT_EQ(at_cap.trace_location.size(), 64u);
+  EXPECT_EQ(metrics.accepted.Value(), 2);
+
   SessionSummary quiet;
-  note_upstream(announcing({}), {ip::make_address("fd00::8"), 1}, allow, metrics, quiet);
-  EXPECT_EQ(metrics.accepted.Value(), 1);
+  note_upstream(announcing({}), {ip::make_address("fd00::8"), 1}, config, metrics, quiet);
+  EXPECT_EQ(metrics.accepted.Value(), 2);
   EXPECT_EQ(metrics.rejected(TraceLocationRejection::not_allowed).Value(), 1);
 }
 
