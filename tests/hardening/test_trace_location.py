@@ -10,7 +10,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -18,7 +17,7 @@ HERE = os.path.dirname(__file__)
 sys.path.insert(0, os.path.join(HERE, "..", "integration", "incidents"))
 sys.path.insert(0, os.path.join(HERE, "..", "integration", "lib"))
 from incident_harness import (BACKEND, JWT_SECRET, WSGATE, FakeUpstream, Proc,  # noqa: E402
-                              TraceServer, backend_available, free_port, incident, incidents,
+                              TraceServer, backend_available, free_port, http_get, incident, incidents,
                               make_token, metric_value, run_session, start_proxy, wait_for,
                               ws_session)
 from wsgate_harness import raw_connect  # noqa: E402
@@ -114,7 +113,6 @@ def storm(proxy_port, token, cids):
 
 def traces_held(backend, cids):
     """The IDs of `cids` whose trace this replica holds."""
-    from incident_harness import http_get
     return {c for c in cids if http_get(backend.admin_url(f"/debug/traces/{c}"))[0] == 200}
 
 
@@ -262,7 +260,6 @@ def test_template_names_the_upstream_endpoint_used(tmp_path, procs):
             {"stage": "message.handle", "outcome": "error", "t_us": 1, "detail": "x"}]}
         template = (f"http://{{upstream_host}}:{traces.port}/debug/traces/"
                     f"{{upstream_port}}/{{correlation_id}}")
-        traces.traces[cid]["stages"][0]["detail"] = "x"
         proxy = start_proxy(str(tmp_path), upstream.url, template, threads=1)
         procs.append(proxy)
         assert run_session(f"ws://127.0.0.1:{proxy.listen}/", cid)[0] == 1011
