@@ -31,6 +31,30 @@ CLI::Validator fault_validator() {
       "SPEC");
 }
 
+// The proxy fetches only plain http:// URLs up to 2048 bytes; {host} on a
+// wildcard admin address would announce an address nobody can reach.
+std::string advertise_trace_url_error(const std::string& url, const std::string& admin_host) {
+  constexpr std::size_t kMaxTemplate = 1024;
+  if (url.size() > kMaxTemplate)
+    return "longer than " + std::to_string(kMaxTemplate) + " characters";
+  if (url.rfind("http://", 0) != 0 || url.size() == 7 || url[7] == '/')
+    return "'" + url + "' is not http://HOST[:PORT]/PATH";
+  for (unsigned char ch : url)
+    if (ch <= 0x20 || ch >= 0x7f) return "'" + url + "' holds a space, control or non-ASCII byte";
+  if (url.find("{correlation_id}") == std::string::npos)
+    return "'" + url + "' does not hold {correlation_id}";
+  for (auto open = url.find('{'); open != std::string::npos; open = url.find('{', open + 1)) {
+    auto name = url.substr(open, url.find('}', open) + 1 - open);
+    if (name != "{correlation_id}" && name != "{host}" && name != "{port}")
+      return "unknown placeholder " + name + " (known: {correlation_id}, {host}, {port})";
+  }
+  if (url.find("{host}") != std::string::npos &&
+      (admin_host == "0.0.0.0" || admin_host == "::" || admin_host.empty()))
+    return "{host} would be the wildcard admin address " + admin_host +
+           ": name the host (for example http://$(POD_IP):9091/...)";
+  return {};
+}
+
 CLI::Validator level_validator() {
   return CLI::Validator(
       [](std::string& value) -> std::string {
@@ -183,6 +207,11 @@ void add_serve_options(CLI::App& app, ServeOptions& o) {
                  "/healthz)")
       ->check(CLI::IsMember({"users", "all"}))
       ->capture_default_str();
+  app.add_option("--advertise-trace-url", o.advertise_trace_url,
+                 "Announce each session's trace URL in the 101 (header Wsgate-Trace-Location), "
+                 "for a proxy that reaches this replica through a load balancer: "
+                 "http://HOST:PORT/debug/traces/{correlation_id}, where {host} and {port} stand "
+                 "for the admin listener as bound; none when not given");
   app.add_option("--port-file", o.port_file,
                  "After binding, write {\"listen\":PORT,\"admin\":PORT} to this file");
 }
@@ -272,8 +301,34 @@ std::variant<BackendConfig, std::string> resolve(const ServeOptions& o, const ch
   } else if (o.admin_token_scope == "all") {
     return error("admin-token-scope: all needs --admin-token-file");
   }
+  if (!o.advertise_trace_url.empty()) {
+    if (auto why = advertise_trace_url_error(o.advertise_trace_url, c.admin.host); !why.empty())
+      return error("advertise-trace-url: " + why);
+    c.advertise_trace_url = o.advertise_trace_url;
+  }
   c.port_file = o.port_file;
   return c;
+}
+
+namespace {
+
+std::string replace_all(std::string s, std::string_view from, std::string_view to) {
+  for (auto at = s.find(from); at != std::string::npos; at = s.find(from, at + to.size()))
+    s.replace(at, from.size(), to);
+  return s;
+}
+
+}  // namespace
+
+std::string fill_admin_address(const std::string& url_template, const std::string& admin_host,
+                               unsigned short admin_port) {
+  const bool v6 = admin_host.find(':') != std::string::npos;
+  return replace_all(replace_all(url_template, "{host}", v6 ? "[" + admin_host + "]" : admin_host),
+                     "{port}", std::to_string(admin_port));
+}
+
+std::string advertised_trace_url(const std::string& url_template, std::string_view correlation_id) {
+  return replace_all(url_template, "{correlation_id}", correlation_id);
 }
 
 std::variant<std::string, std::string> load_token_secret(const TokenOptions& o,

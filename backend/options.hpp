@@ -46,6 +46,7 @@ struct ServeOptions {
   std::size_t trace_max_stages = 100;
   std::string admin_token_file;
   std::string admin_token_scope = "users";
+  std::string advertise_trace_url;
   std::string port_file;
 };
 
@@ -80,8 +81,19 @@ struct BackendConfig {
   // endpoint with scope "all"); none when empty.
   std::string admin_token;
   std::string admin_token_scope = "users";  // users | all
+  // Sent as Wsgate-Trace-Location in every 101 (none when empty): where the
+  // proxy fetches this session's trace when a load balancer hides which
+  // replica took it. Holds {correlation_id}, maybe {host} and {port}.
+  std::string advertise_trace_url;
   std::string port_file;
 };
+
+// The --advertise-trace-url template with {host} and {port} (the admin
+// listener as bound) filled in; {correlation_id} stays for each session.
+std::string fill_admin_address(const std::string& url_template, const std::string& admin_host,
+                               unsigned short admin_port);
+// The template with {correlation_id} filled in (IDs are [A-Za-z0-9._-]).
+std::string advertised_trace_url(const std::string& url_template, std::string_view correlation_id);
 
 void add_serve_options(CLI::App& app, ServeOptions& options);
 CLI::App* add_token_command(CLI::App& app, TokenOptions& options);

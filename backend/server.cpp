@@ -65,19 +65,25 @@ int run_server(BackendConfig config) {
     return AdminServer(admin_ioc, resolve_listen(config.admin, "--admin"));
   });
   register_admin_routes(admin, state);
+  auto listen_port = listener->local_endpoint().port();
+  auto admin_port = admin.local_endpoint().port();
+  if (!config.advertise_trace_url.empty())
+    state->set_trace_location_template(
+        fill_admin_address(config.advertise_trace_url, config.admin.host, admin_port));
   listener->start();
   admin.start();
 
-  auto listen_port = listener->local_endpoint().port();
-  auto admin_port = admin.local_endpoint().port();
   if (!config.port_file.empty()) write_port_file(config.port_file, listen_port, admin_port);
   HostPort shown_listen{config.listen.host, listen_port};
   HostPort shown_admin{config.admin.host, admin_port};
   SPDLOG_INFO(
       "wsgate-backend listening on {} (WebSocket path /ws), admin on {}; jwt {}; context-policy "
-      "{}; faults: {}",
+      "{}; faults: {}{}",
       shown_listen.to_string(), shown_admin.to_string(), jwt_alg_name(config.jwt.alg),
-      policy_name(config.policy), state->faults().describe());
+      policy_name(config.policy), state->faults().describe(),
+      state->trace_location_template().empty()
+          ? std::string()
+          : "; announces traces at " + state->trace_location_template());
 
   net::signal_set signals(ioc, SIGINT, SIGTERM);
   net::steady_timer drain_timer(ioc);

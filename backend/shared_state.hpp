@@ -48,11 +48,17 @@ class SharedState {
   std::vector<std::shared_ptr<WebSocketSession>> sessions() const { return sessions_.live(); }
   std::size_t session_count() const { return sessions_.size(); }
 
+  // Set once at start, before the listener accepts (the admin port is known
+  // only once bound); read by every upgrade.
+  void set_trace_location_template(std::string t) { trace_location_template_ = std::move(t); }
+  const std::string& trace_location_template() const { return trace_location_template_; }
+
   bool draining() const { return draining_.load(std::memory_order_acquire); }
   void set_draining() { draining_.store(true, std::memory_order_release); }
 
  private:
   BackendConfig config_;
+  std::string trace_location_template_;
   JwtVerifier verifier_;
   Faults faults_;
   BackendMetrics metrics_;

@@ -94,11 +94,16 @@ class Session final : public WebSocketSession, public std::enable_shared_from_th
     timeouts.keep_alive_pings = true;
     ws_.set_option(timeouts);
     ws_.read_message_max(cfg.max_message_bytes);
+    std::string trace_location;
+    if (!state_->trace_location_template().empty())
+      trace_location = advertised_trace_url(state_->trace_location_template(), cid());
     ws_.set_option(websocket::stream_base::decorator(
-        [cid = cid(), select = info_.select_jwt_auth](websocket::response_type& res) {
+        [cid = cid(), select = info_.select_jwt_auth,
+         trace_location = std::move(trace_location)](websocket::response_type& res) {
           res.set(http::field::server, "wsgate-backend");
           res.set(kCorrelationHeader, cid);
           if (select) res.set(http::field::sec_websocket_protocol, kJwtAuthProtocol);
+          if (!trace_location.empty()) res.set("Wsgate-Trace-Location", trace_location);
         }));
     ws_.async_accept(request,
                      [self = shared_from_this()](beast::error_code ec) { self->on_accept(ec); });

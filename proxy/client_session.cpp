@@ -6,6 +6,7 @@
 
 #include "common/correlation_id.hpp"
 #include "common/logging.hpp"
+#include "proxy/trace_location.hpp"
 #include "proxy/tunnel.hpp"
 
 namespace wsgate::proxy {
@@ -214,6 +215,11 @@ void ClientSession::on_upstream(UpstreamResult result) {
     return refuse(check.outcome, check.status, check.reason);
   }
   deflate_ = deflate_negotiated(result.response.base());
+  boost::system::error_code peer_ec;
+  const auto peer = result.stream->socket().remote_endpoint(peer_ec);
+  if (!peer_ec)
+    note_upstream(result.response.base(), peer, gateway_.config(),
+                  gateway_.metrics().trace_location, summary_);
 
   // The upstream's 101, as it came, plus our correlation ID.
   response_ = {};
@@ -275,6 +281,7 @@ void ClientSession::refuse(HandshakeOutcome outcome, unsigned status, const std:
 
 void ClientSession::pass_through(http::response<http::string_body> response) {
   response_ = std::move(response);
+  response_.erase(kTraceLocationHeader);
   response_.set(http::field::connection, "close");
   response_.set(kCorrelationHeader, summary_.correlation_id);
   response_.prepare_payload();

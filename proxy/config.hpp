@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "common/endpoint.hpp"
+#include "proxy/cidr.hpp"
 #include "proxy/upstream_url.hpp"
 
 namespace wsgate::proxy {
@@ -82,6 +83,11 @@ struct ProxyConfig {
   std::size_t admin_max_page = 1000;  // sessions in one /connections answer
   // Sent with backend trace fetches (the backend's admin token).
   std::string trace_fetch_token;
+  // Upstream addresses whose Wsgate-Trace-Location is honoured; none by default.
+  std::vector<Cidr> trace_location_allow;
+  // Longest announced trace URL honoured (a host, a port and a path with one
+  // correlation ID of at most 128 characters fit many times over).
+  std::size_t trace_location_max_bytes = 2048;
 
   std::string port_file;
 };

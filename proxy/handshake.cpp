@@ -203,6 +203,7 @@ ResponseHeader build_client_response(const ResponseHeader& upstream, std::string
   out.reason(upstream.reason());
   for (auto& f : upstream) out.insert(f.name_string(), f.value());
   strip_hop_by_hop(out);
+  out.erase(kTraceLocationHeader);
   out.set(http::field::connection, "Upgrade");
   out.set(http::field::upgrade, "websocket");
   out.set(kCorrelationHeader, correlation_id);

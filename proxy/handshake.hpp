@@ -61,8 +61,12 @@ http::request<http::empty_body> build_upstream_request(const RequestHeader& clie
 // and extensions that the client offered. Anything else is a 502.
 Refusal validate_upstream_response(const ResponseHeader& resp, const RequestHeader& client_req);
 
+// Where the backend announces its trace of the session (proxy/trace_location.hpp):
+// between backend and proxy only.
+inline constexpr std::string_view kTraceLocationHeader = "Wsgate-Trace-Location";
+
 // The 101 the client gets: the upstream's own, hop-by-hop fields other than
-// the upgrade pair removed, X-Correlation-ID added.
+// the upgrade pair removed, Wsgate-Trace-Location removed, X-Correlation-ID added.
 ResponseHeader build_client_response(const ResponseHeader& upstream, std::string_view correlation_id);
 
 // True if permessage-deflate was agreed in this 101 (RSV1 then allowed).

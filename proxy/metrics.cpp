@@ -183,7 +183,8 @@ ProxyMetrics::ProxyMetrics(pm::Registry& r, std::uint32_t max_private_close_code
                .Register(r)
                .Add({})),
       max_private_close_codes_(max_private_close_codes),
-      incident_path(r) {
+      incident_path(r),
+      trace_location(r) {
   for (int i = 0; i < static_cast<int>(HandshakeOutcome::count_); ++i)
     handshakes_[i] = &handshakes_family_.Add(
         {{"outcome", std::string(to_string(static_cast<HandshakeOutcome>(i)))}});
@@ -216,6 +217,36 @@ ProxyMetrics::ProxyMetrics(pm::Registry& r, std::uint32_t max_private_close_code
       standard_closes_[code][who] = &closes_family_.Add(
           {{"code", std::to_string(1000 + code)},
            {"initiator", std::string(to_string(static_cast<Initiator>(who)))}});
+}
+
+std::string_view to_string(TraceLocationRejection r) {
+  switch (r) {
+    case TraceLocationRejection::not_allowed:
+      return "not_allowed";
+    case TraceLocationRejection::invalid_url:
+      return "invalid_url";
+    case TraceLocationRejection::count_:
+      break;
+  }
+  return "unknown";
+}
+
+TraceLocationMetrics::TraceLocationMetrics(pm::Registry& r)
+    : accepted(pm::BuildCounter()
+                   .Name("wsgate_trace_location_accepted_total")
+                   .Help("Trace URLs announced by an upstream (Wsgate-Trace-Location) and "
+                         "used for the session's incident")
+                   .Register(r)
+                   .Add({})) {
+  auto& family = pm::BuildCounter()
+                     .Name("wsgate_trace_location_rejected_total")
+                     .Help(
+                         "Wsgate-Trace-Location announcements ignored: from an address outside "
+                         "--trace-location-allow (not_allowed) or not a usable URL (invalid_url)")
+                     .Register(r);
+  for (int i = 0; i < static_cast<int>(TraceLocationRejection::count_); ++i)
+    rejected_[i] =
+        &family.Add({{"reason", std::string(to_string(static_cast<TraceLocationRejection>(i)))}});
 }
 
 std::string_view to_string(IncidentLogError e) {

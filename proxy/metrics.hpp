@@ -83,6 +83,22 @@ struct IncidentPathMetrics {
   std::array<prometheus::Counter*, static_cast<int>(IncidentLogError::count_)> write_errors_{};
 };
 
+// Wsgate-Trace-Location announcements (an upstream's 101 naming the URL of
+// its own trace for the session): honoured, or ignored and why.
+enum class TraceLocationRejection : std::uint8_t { not_allowed, invalid_url, count_ };
+std::string_view to_string(TraceLocationRejection r);
+
+struct TraceLocationMetrics {
+  explicit TraceLocationMetrics(prometheus::Registry& registry);
+  prometheus::Counter& accepted;
+  prometheus::Counter& rejected(TraceLocationRejection r) {
+    return *rejected_[static_cast<int>(r)];
+  }
+
+ private:
+  std::array<prometheus::Counter*, static_cast<int>(TraceLocationRejection::count_)> rejected_{};
+};
+
 class ProxyMetrics {
  public:
   ProxyMetrics(prometheus::Registry& registry, std::uint32_t max_private_close_codes);
@@ -176,6 +192,7 @@ class ProxyMetrics {
 
  public:
   IncidentPathMetrics incident_path;
+  TraceLocationMetrics trace_location;
 };
 
 }  // namespace wsgate::proxy

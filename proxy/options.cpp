@@ -8,6 +8,7 @@
 #include "common/version.hpp"
 #include "common/admin_server.hpp"
 #include "common/yaml_config.hpp"
+#include "proxy/incidents/trace_fetcher.hpp"
 
 namespace wsgate::proxy {
 namespace {
@@ -44,6 +45,15 @@ struct UrlValidator : CLI::Validator {
 std::string trace_url_error(const std::string& url) {
   if (url.find("{correlation_id}") == std::string::npos)
     return "trace URL template must hold {correlation_id}: " + url;
+  for (auto open = url.find('{'); open != std::string::npos; open = url.find('{', open + 1)) {
+    const auto name = std::string_view(url).substr(open, url.find('}', open) + 1 - open);
+    if (std::find(std::begin(incidents::kTracePlaceholders),
+                  std::end(incidents::kTracePlaceholders),
+                  name) == std::end(incidents::kTracePlaceholders))
+      return "unknown placeholder in trace URL template (known: {correlation_id}, "
+             "{upstream_host}, {upstream_port}): " +
+             url;
+  }
   if (url.rfind("https://", 0) == 0)
     return "https trace URLs are not supported (use http://): " + url;
   if (url.rfind("http://", 0) != 0 || url.size() == 7 || url[7] == '/')
@@ -86,8 +96,20 @@ std::optional<ProxyOptions> parse_options(int argc, char** argv, int& exit_code)
   app.add_option("--tls-key", c.tls_key, "Listener private key (PEM)")->check(CLI::ExistingFile);
   app.add_option("--upstream", upstream, "Default upstream, ws://HOST:PORT[/prefix] or wss://...")->check(UrlValidator());
   app.add_option("--route", routes, "Extra route PREFIX=URL[,TRACE_URL] (repeatable); longest prefix wins");
-  app.add_option("--upstream-trace-url", trace_url,
-                 "Backend stage-trace URL template holding {correlation_id}, for the default route");
+  app.add_option(
+      "--upstream-trace-url", trace_url,
+      "Backend stage-trace URL template holding {correlation_id}, for the default route; "
+      "{upstream_host} and {upstream_port} name the upstream endpoint the session used");
+  std::vector<std::string> trace_location_allow;
+  app.add_option("--trace-location-allow", trace_location_allow,
+                 "Honour a backend's Wsgate-Trace-Location (its trace URL, announced in the 101) "
+                 "only from upstream addresses in this CIDR (repeatable, IPv4 or IPv6); default "
+                 "none: always stripped, never honoured");
+  app.add_option("--trace-location-max-bytes", c.trace_location_max_bytes,
+                 "Longest Wsgate-Trace-Location URL honoured; a longer one is ignored "
+                 "(wsgate_trace_location_rejected_total{reason=\"invalid_url\"})")
+      ->check(CLI::Range(std::size_t{64}, std::size_t{65536}))
+      ->capture_default_str();
   app.add_option("--upstream-ca", c.upstream_ca, "CA bundle for wss:// upstreams (default: system CAs)")->check(CLI::ExistingFile);
   app.add_option("--upstream-client-cert", c.upstream_client_cert, "Client certificate for wss:// upstreams")->check(CLI::ExistingFile);
   app.add_option("--upstream-client-key", c.upstream_client_key, "Client key for wss:// upstreams")->check(CLI::ExistingFile);
@@ -231,6 +253,11 @@ std::optional<ProxyOptions> parse_options(int argc, char** argv, int& exit_code)
     c.admin_token = std::move(*token);
   } else if (c.admin_token_scope == "all") {
     return fail("--admin-token-scope all needs --admin-token-file");
+  }
+  for (const auto& text : trace_location_allow) {
+    auto cidr = parse_cidr(text, error);
+    if (!cidr) return fail("--trace-location-allow: " + error);
+    c.trace_location_allow.push_back(*cidr);
   }
   if (!trace_fetch_token_file.empty()) {
     auto token = read_token_file(trace_fetch_token_file, error);

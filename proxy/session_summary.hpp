@@ -24,6 +24,10 @@ struct SessionSummary {
   std::string route;       // route prefix
   std::string upstream;    // upstream URL
   std::string trace_url_template;
+  std::string upstream_endpoint;  // host:port connected to ([v6]:port)
+  // The trace URL the upstream announced in its 101 (Wsgate-Trace-Location)
+  // and the proxy honoured; it wins over trace_url_template.
+  std::string trace_location;
   std::string target;      // request target (path and query)
   std::chrono::system_clock::time_point started;
   std::chrono::milliseconds duration{0};

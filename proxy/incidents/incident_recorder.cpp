@@ -81,7 +81,14 @@ void IncidentRecorder::on_session_end(const SessionSummary& s) {
   const std::size_t max_fetches =
       std::max<std::size_t>(gateway_.config().trace_fetch_concurrency, 1);
   std::uint64_t id;
-  bool fetch = !s.trace_url_template.empty();
+  // The URL the backend announced (and the proxy allowed) names its own
+  // replica; the route's template is the fallback.
+  const std::string url =
+      !s.trace_location.empty() ? s.trace_location
+      : s.trace_url_template.empty()
+          ? std::string()
+          : expand_trace_url(s.trace_url_template, s.correlation_id, s.upstream_endpoint);
+  bool fetch = !url.empty();
   std::size_t in_flight = 0;
   {
     std::lock_guard lock(mutex_);
@@ -95,7 +102,7 @@ void IncidentRecorder::on_session_end(const SessionSummary& s) {
   }
   if (!fetch) {
     TraceFetchResult r;
-    if (s.trace_url_template.empty()) {
+    if (url.empty()) {
       r.outcome = FetchOutcome::no_url;
       r.error =
           "no trace URL configured for route " + (s.route.empty() ? std::string("/") : s.route);
@@ -110,15 +117,14 @@ void IncidentRecorder::on_session_end(const SessionSummary& s) {
     return;
   }
   gateway_.metrics().incident_path.trace_fetches_in_flight.Increment();
-  fetch_trace(ioc_, expand_trace_url(s.trace_url_template, s.correlation_id), fetch_options_,
-              [this, id](TraceFetchResult r) {
-                {
-                  std::lock_guard lock(mutex_);
-                  --fetches_in_flight_;
-                }
-                gateway_.metrics().incident_path.trace_fetches_in_flight.Decrement();
-                complete(id, std::move(r));
-              });
+  fetch_trace(ioc_, url, fetch_options_, [this, id](TraceFetchResult r) {
+    {
+      std::lock_guard lock(mutex_);
+      --fetches_in_flight_;
+    }
+    gateway_.metrics().incident_path.trace_fetches_in_flight.Decrement();
+    complete(id, std::move(r));
+  });
 }
 
 void IncidentRecorder::complete(std::uint64_t id, TraceFetchResult result) {

@@ -234,9 +234,11 @@ class FetchOp : public std::enable_shared_from_this<FetchOp> {
 
 }  // namespace
 
-std::string expand_trace_url(std::string_view tmpl, std::string_view cid) {
+namespace {
+
+std::string percent_encoded(std::string_view s) {
   std::string encoded;
-  for (unsigned char c : cid) {
+  for (unsigned char c : s) {
     if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
       encoded += static_cast<char>(c);
     } else {
@@ -245,17 +247,50 @@ std::string expand_trace_url(std::string_view tmpl, std::string_view cid) {
       encoded += buf;
     }
   }
-  constexpr std::string_view kPlaceholder = "{correlation_id}";
+  return encoded;
+}
+
+}  // namespace
+
+std::string expand_trace_url(std::string_view tmpl, std::string_view cid) {
+  return expand_trace_url(tmpl, cid, {});
+}
+
+std::string expand_trace_url(std::string_view tmpl, std::string_view cid,
+                             std::string_view upstream_endpoint) {
+  auto colon = upstream_endpoint.rfind(':');
+  // A bracketed IPv6 host without a port has its last colon inside the brackets.
+  if (colon != std::string_view::npos &&
+      upstream_endpoint.find(']', colon) != std::string_view::npos)
+    colon = std::string_view::npos;
+  const std::string values[] = {
+      percent_encoded(cid), std::string(upstream_endpoint.substr(0, colon)),
+      colon == std::string_view::npos ? std::string()
+                                      : std::string(upstream_endpoint.substr(colon + 1))};
   std::string out;
   std::size_t pos = 0;
-  for (;;) {
-    auto at = tmpl.find(kPlaceholder, pos);
-    out += tmpl.substr(pos, at - pos);
-    if (at == std::string_view::npos) break;
-    out += encoded;
-    pos = at + kPlaceholder.size();
+  while (pos < tmpl.size()) {
+    auto brace = tmpl.find('{', pos);
+    out += tmpl.substr(pos, brace - pos);
+    if (brace == std::string_view::npos) break;
+    pos = brace;
+    bool replaced = false;
+    for (std::size_t i = 0; i < std::size(kTracePlaceholders); ++i) {
+      if (tmpl.substr(brace).starts_with(kTracePlaceholders[i])) {
+        out += values[i];
+        pos += kTracePlaceholders[i].size();
+        replaced = true;
+        break;
+      }
+    }
+    if (!replaced) out += tmpl[pos++];
   }
   return out;
+}
+
+std::string http_url_error(std::string_view url) {
+  std::string error;
+  return parse_http_url(url, error) ? std::string() : error;
 }
 
 void fetch_trace(net::io_context& ioc, std::string url, FetchOptions options,

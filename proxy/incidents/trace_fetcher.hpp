@@ -26,6 +26,19 @@ struct FetchOptions {
 // `{correlation_id}` replaced by the (percent-encoded) ID, every occurrence.
 std::string expand_trace_url(std::string_view url_template, std::string_view correlation_id);
 
+// Placeholders of a trace URL template (every occurrence replaced).
+inline constexpr std::string_view kTracePlaceholders[] = {"{correlation_id}", "{upstream_host}",
+                                                          "{upstream_port}"};
+
+// Also `{upstream_host}` and `{upstream_port}`: the upstream endpoint the
+// session used, "host:port" with an IPv6 host in brackets (kept in them:
+// the host goes into a URL).
+std::string expand_trace_url(std::string_view url_template, std::string_view correlation_id,
+                             std::string_view upstream_endpoint);
+
+// Empty when fetch_trace can fetch `url` (http://HOST[:PORT][/PATH]), else why not.
+std::string http_url_error(std::string_view url);
+
 // Calls `done` exactly once, on an executor of `ioc`, unless the io_context
 // is stopped first.
 void fetch_trace(boost::asio::io_context& ioc, std::string url, FetchOptions options,

@@ -30,6 +30,7 @@ Checks:
 Prints FAIL lines and exits 1 on any problem.
 """
 import argparse
+import glob
 import os
 import re
 import shutil
@@ -356,6 +357,7 @@ def check_k8s(base_docs, known):
                 t = o["spec"]["selector"]["matchLabels"]["app.kubernetes.io/name"]
             if t not in deployments:
                 fail(p, f"{kind} targets {t}, no such Deployment")
+    check_scale_out(deployments, services, by_kind, configmaps)
     if not by_kind.get("PrometheusRule"):
         fail("deploy/k8s/base", "no PrometheusRule")
     r = subprocess.run([sys.executable, os.path.join(DEPLOY, "k8s", "gen-prometheusrule.py"), "--check"],
@@ -364,6 +366,85 @@ def check_k8s(base_docs, known):
         fail("deploy/k8s/base/prometheusrule.yaml", r.stdout.strip() + r.stderr.strip())
     else:
         notes.append(r.stdout.strip())
+
+
+MIN_REPLICAS = {"wsgate": 2, "wsgate-backend": 3}
+
+
+def check_scale_out(deployments, services, by_kind, configmaps):
+    """Replicated backends and proxies (docs/scaling.md): replica counts, a
+    headless Service in front of the backend pods that the proxy's upstream
+    names, a PDB per Deployment that lets a drain proceed one pod at a time
+    while the rest serve, and a trace URL that reaches the pod that served
+    the session ({upstream_host})."""
+    for name, want in MIN_REPLICAS.items():
+        if name not in deployments:
+            continue
+        p, d = deployments[name]
+        got = d["spec"].get("replicas", 1)
+        if got < want:
+            fail(p, f"Deployment {name} runs {got} replica(s); at least {want} (docs/scaling.md)")
+        if name == "wsgate-backend" and d["spec"].get("strategy", {}).get("type") == "Recreate":
+            fail(p, "Deployment wsgate-backend uses Recreate: every replica stops at once on a rollout")
+    for p, h in by_kind.get("HorizontalPodAutoscaler", []):
+        t = h["spec"]["scaleTargetRef"]["name"]
+        if t in MIN_REPLICAS and h["spec"].get("minReplicas", 1) < MIN_REPLICAS[t]:
+            fail(p, f"HPA of {t} allows {h['spec'].get('minReplicas', 1)} replica(s); at least {MIN_REPLICAS[t]}")
+    headless = {n: s for n, s in services.items()
+                if s["spec"].get("clusterIP") == "None"
+                and s["spec"]["selector"].get("app.kubernetes.io/name") == "wsgate-backend"}
+    if not headless:
+        fail("deploy/k8s/base", "no headless Service (clusterIP: None) selecting the wsgate-backend pods")
+    for n, s_ in headless.items():
+        if s_["spec"].get("publishNotReadyAddresses"):
+            fail("deploy/k8s/base", f"headless Service {n} publishes pods that are not ready")
+    if not any(s_["spec"].get("clusterIP") == "None"
+               and s_["spec"]["selector"].get("app.kubernetes.io/name") == "wsgate"
+               and any(pp.get("targetPort") == "admin" for pp in s_["spec"]["ports"])
+               for s_ in services.values()):
+        fail("deploy/k8s/base", "no headless Service over the proxies' admin port: "
+                                "`wsgate incidents list --admin NAME:PORT` cannot reach every replica")
+    pdbs = {}
+    for p, o in by_kind.get("PodDisruptionBudget", []):
+        pdbs[o["spec"]["selector"]["matchLabels"]["app.kubernetes.io/name"]] = (p, o)
+    for name in MIN_REPLICAS:
+        if name not in deployments:
+            continue
+        if name not in pdbs:
+            fail("deploy/k8s/base", f"no PodDisruptionBudget for {name}")
+            continue
+        p, o = pdbs[name]
+        replicas = deployments[name][1]["spec"].get("replicas", 1)
+        spec = o["spec"]
+        if "maxUnavailable" in spec:
+            if not 1 <= int(spec["maxUnavailable"]) < replicas:
+                fail(p, f"PDB {name} maxUnavailable {spec['maxUnavailable']}: a drain must evict one "
+                        f"pod at a time and keep the others ({replicas} replicas)")
+        elif not 1 <= int(spec.get("minAvailable", 0)) < replicas:
+            fail(p, f"PDB {name} minAvailable {spec.get('minAvailable')}: must be 1..{replicas - 1}")
+    # The proxy's upstream and trace URL, in every shipped proxy config.
+    proxy_configs = [("deploy/k8s/base/config/proxy.yaml", configmaps.get("wsgate-proxy-config", {}).get("proxy.yaml", {}))]
+    overlays = os.path.join(DEPLOY, "k8s", "overlays")
+    for o in sorted(os.listdir(overlays)) if os.path.isdir(overlays) else []:
+        for f in sorted(glob.glob(os.path.join(overlays, o, "*.yaml"))):
+            doc = load_all(f)[0]
+            if isinstance(doc, dict) and "upstream" in doc:
+                proxy_configs.append((rel(f), doc))
+    for where, cfg in proxy_configs:
+        up = str(cfg.get("upstream", ""))
+        m = re.match(r"^wss?://([^:/]+):(\d+)", up)
+        host = m.group(1).split(".")[0] if m else None
+        if host not in headless:
+            fail(where, f"upstream {up} does not name the headless backend Service ({sorted(headless)})")
+        elif int(m.group(2)) not in [pp["port"] for pp in headless[host]["spec"]["ports"]]:
+            fail(where, f"upstream {up}: port not served by Service {host}")
+        tu = str(cfg.get("upstream-trace-url", ""))
+        admin = [pp["port"] for n in headless for pp in headless[n]["spec"]["ports"] if pp["name"] == "admin"]
+        if not re.match(r"^http://\{upstream_host\}:(\d+)/debug/traces/\{correlation_id\}$", tu) or \
+                int(tu.split(":")[2].split("/")[0]) not in admin:
+            fail(where, f"upstream-trace-url {tu!r} must be http://{{upstream_host}}:ADMIN/debug/traces/"
+                        "{correlation_id}: behind several replicas only the pod that served the session "
+                        "holds its trace")
 
 
 # -------------------------------------------------------------------- compose
@@ -389,9 +470,20 @@ def check_compose(known):
     path = os.path.join(cdir, "compose.yaml")
     c = load_all(path)[0]
     svcs = c.get("services", {})
-    for s in ("backend", "proxy", "prometheus", "alertmanager", "grafana"):
+    for s in ("proxy", "prometheus", "alertmanager", "grafana"):
         if s not in svcs:
             fail(rel(path), f"no service {s}")
+    # Two backend replicas under one network alias (a headless Service's
+    # equivalent): the proxy's upstream names the alias.
+    backends = sorted(n for n, s in svcs.items() if (s.get("command") or [None])[0] == "wsgate-backend")
+    if len(backends) < 2:
+        fail(rel(path), f"needs two backend replicas, has {backends}")
+    aliases = [set(((svcs[b].get("networks") or {}).get("default") or {}).get("aliases", [])) for b in backends]
+    shared = set.intersection(*aliases) if aliases else set()
+    if len(shared) != 1:
+        fail(rel(path), f"backend replicas {backends} should share one network alias, share {sorted(shared)}")
+        return
+    alias = shared.pop()
     for name, s in svcs.items():
         where = f"{rel(path)} service {name}"
         cmd = s.get("command", [])
@@ -415,18 +507,23 @@ def check_compose(known):
                     fail(where, f"volume source {src} does not exist")
     # Proxy -> backend wiring.
     pcmd = {f: v for f, _, v in (str(a)[2:].partition("=") for a in svcs["proxy"]["command"][1:])}
-    bcmd = {f: v for f, _, v in (str(a)[2:].partition("=") for a in svcs["backend"]["command"][1:])}
-    if f"backend:{hostport(bcmd['listen'])[1]}" not in pcmd.get("upstream", ""):
-        fail(rel(path), f"proxy --upstream {pcmd.get('upstream')} does not reach backend {bcmd['listen']}")
-    if f"backend:{hostport(bcmd['admin'])[1]}/debug/traces/{{correlation_id}}" not in pcmd.get("upstream-trace-url", ""):
-        fail(rel(path), "proxy --upstream-trace-url is not the backend admin /debug/traces/{correlation_id}")
+    bcmds = [{f: v for f, _, v in (str(a)[2:].partition("=") for a in svcs[b]["command"][1:])} for b in backends]
+    if any(b != bcmds[0] for b in bcmds):
+        fail(rel(path), f"backend replicas {backends} run different commands")
+    bcmd = bcmds[0]
+    if f"ws://{alias}:{hostport(bcmd['listen'])[1]}" != pcmd.get("upstream", ""):
+        fail(rel(path), f"proxy --upstream {pcmd.get('upstream')} does not reach the replicas at {alias}:{bcmd['listen']}")
+    if f"http://{{upstream_host}}:{hostport(bcmd['admin'])[1]}/debug/traces/{{correlation_id}}" != pcmd.get("upstream-trace-url", ""):
+        fail(rel(path), "proxy --upstream-trace-url is not http://{upstream_host}:ADMIN/debug/traces/{correlation_id} "
+                        "(the replica that served the session)")
     prom = os.path.join(cdir, "prometheus.yml")
     promtool_check_config(prom)
     pc = load_all(prom)[0]
     targets = {sc["job_name"]: [t for st in sc.get("static_configs", []) for t in st["targets"]]
                for sc in pc.get("scrape_configs", [])}
-    want = {"wsgate": f"proxy:{hostport(pcmd['admin'])[1]}", "wsgate-backend": f"backend:{hostport(bcmd['admin'])[1]}"}
-    for job, t in want.items():
+    want = [("wsgate", f"proxy:{hostport(pcmd['admin'])[1]}")]
+    want += [("wsgate-backend", f"{b}:{hostport(bcmd['admin'])[1]}") for b in backends]
+    for job, t in want:
         if t not in targets.get(job, []):
             fail(rel(prom), f"job {job} does not scrape {t}")
     am = os.path.join(cdir, "alertmanager.yml")

@@ -65,6 +65,39 @@ TEST(Options, ErrorsNameTheKey) {
   std::remove(pem.c_str());
 }
 
+TEST(Options, AdvertiseTraceUrlIsCheckedAndFilled) {
+  ServeOptions o;
+  o.advertise_trace_url = "http://{host}:{port}/debug/traces/{correlation_id}";
+  auto r = resolve(o, kEnvSecret);
+  ASSERT_EQ(r.index(), 0u) << std::get<1>(r);
+  const auto& tmpl = std::get<0>(r).advertise_trace_url;
+  EXPECT_EQ(fill_admin_address(tmpl, "10.0.0.7", 9091),
+            "http://10.0.0.7:9091/debug/traces/{correlation_id}");
+  EXPECT_EQ(fill_admin_address(tmpl, "fd00::7", 9091),
+            "http://[fd00::7]:9091/debug/traces/{correlation_id}");
+  EXPECT_EQ(advertised_trace_url(fill_admin_address(tmpl, "h", 1), "cid-00000001"),
+            "http://h:1/debug/traces/cid-00000001");
+  EXPECT_TRUE(std::get<0>(resolve(ServeOptions{}, kEnvSecret)).advertise_trace_url.empty());
+
+  for (const auto& [url, why] : std::vector<std::pair<std::string, std::string>>{
+           {"https://h/debug/traces/{correlation_id}", "is not http://HOST[:PORT]/PATH"},
+           {"http:///debug/traces/{correlation_id}", "is not http://HOST[:PORT]/PATH"},
+           {"http://h/debug/traces/", "does not hold {correlation_id}"},
+           {"http://h/{cid}/{correlation_id}", "unknown placeholder {cid}"},
+           {"http://h/a b/{correlation_id}", "space, control or non-ASCII"},
+           {"http://h/" + std::string(1100, 'a') + "{correlation_id}", "longer than 1024"}}) {
+    o.advertise_trace_url = url;
+    auto e = error_of(o);
+    EXPECT_EQ(e.rfind("advertise-trace-url: ", 0), 0u) << e;
+    EXPECT_NE(e.find(why), std::string::npos) << e;
+  }
+  o.advertise_trace_url = "http://{host}:{port}/debug/traces/{correlation_id}";
+  o.admin = "0.0.0.0:9091";
+  EXPECT_NE(error_of(o).find("wildcard admin address"), std::string::npos);
+  o.advertise_trace_url = "http://10.0.0.7:{port}/debug/traces/{correlation_id}";
+  EXPECT_EQ(error_of(o), "");
+}
+
 TEST(Options, SecretFileTrailingNewlineIsStripped) {
   auto path = temp_file("0123456789abcdef0123456789abcdef\n");
   ServeOptions o;

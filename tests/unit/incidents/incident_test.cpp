@@ -317,4 +317,23 @@ TEST(IncidentHint, EveryBackendStageHasItsOwnHintAndUnknownNamesGetTheGenericOne
   }
   EXPECT_NE(std::string(hint_for_stage("context.validate")).find("--context-policy fallback"),
             std::string::npos);
+TEST(TraceUrl, UpstreamEndpointPlaceholders) {
+  const std::string tmpl =
+      "http://{upstream_host}:9091/debug/traces/{correlation_id}?via={upstream_port}";
+  EXPECT_EQ(expand_trace_url(tmpl, "cid-1", "10.0.0.7:8080"),
+            "http://10.0.0.7:9091/debug/traces/cid-1?via=8080");
+  // An IPv6 host keeps its brackets: it stands in a URL.
+  EXPECT_EQ(expand_trace_url(tmpl, "cid-1", "[fd00::7]:8080"),
+            "http://[fd00::7]:9091/debug/traces/cid-1?via=8080");
+  EXPECT_EQ(
+      expand_trace_url("http://{upstream_host}{upstream_host}/{correlation_id}", "c", "b.local:1"),
+      "http://b.localb.local/c");
+  // Unknown placeholders and lone braces stay as they are.
+  EXPECT_EQ(expand_trace_url("http://b/{x}{/{correlation_id}", "c", "h:1"), "http://b/{x}{/c");
+  // Without an endpoint the endpoint placeholders are empty.
+  EXPECT_EQ(expand_trace_url("http://{upstream_host}:{upstream_port}/{correlation_id}", "c"),
+            "http://:/c");
+  EXPECT_EQ(
+      expand_trace_url("http://{upstream_host}/{upstream_port}/{correlation_id}", "c", "[::1]"),
+      "http://[::1]//c");
 }

@@ -103,4 +103,54 @@ TEST(ProxyOptions, ThreadsDefaultToAutoAndTakeACount) {
     EXPECT_FALSE(p.options) << bad;
     EXPECT_EQ(p.exit_code, 2) << bad;
   }
+TEST(ProxyOptions, TraceLocationAllowTakesIpv4AndIpv6NetworksFromFlagsAndYaml) {
+  auto p = parse(with_upstream({"--trace-location-allow", "10.0.0.0/8", "--trace-location-allow",
+                                "fd00::/8", "--trace-location-allow", "127.0.0.1"}));
+  ASSERT_TRUE(p.options) << p.stderr_text;
+  const auto& allow = p.options->config.trace_location_allow;
+  ASSERT_EQ(allow.size(), 3u);
+  EXPECT_EQ(allow[0].to_string(), "10.0.0.0/8");
+  EXPECT_EQ(allow[1].to_string(), "fd00::/8");
+  EXPECT_EQ(allow[2].to_string(), "127.0.0.1/32");
+  EXPECT_TRUE(parse(with_upstream({})).options->config.trace_location_allow.empty());
+  EXPECT_EQ(parse(with_upstream({})).options->config.trace_location_max_bytes, 2048u);
+  EXPECT_EQ(parse(with_upstream({"--trace-location-max-bytes", "4096"}))
+                .options->config.trace_location_max_bytes,
+            4096u);
+
+  char name[] = "/tmp/wsgate-proxy-opt-XXXXXX";
+  int fd = mkstemp(name);
+  ASSERT_GE(fd, 0);
+  std::FILE* f = fdopen(fd, "w");
+  std::fputs("upstream: ws://127.0.0.1:8080\ntrace-location-allow: [10.0.0.0/8, \"fd00::/8\"]\n",
+             f);
+  std::fclose(f);
+  auto y = parse({"--config", name});
+  std::remove(name);
+  ASSERT_TRUE(y.options) << y.stderr_text;
+  ASSERT_EQ(y.options->config.trace_location_allow.size(), 2u);
+  EXPECT_EQ(y.options->config.trace_location_allow[1].to_string(), "fd00::/8");
+}
+
+TEST(ProxyOptions, BadTraceLocationAllowOrPlaceholderExitsTwoSayingWhy) {
+  const std::vector<std::pair<std::vector<std::string>, std::string>> bad = {
+      {{"--trace-location-allow", "10.1.0.0/8"}, "host bits set (the network is 10.0.0.0/8)"},
+      {{"--trace-location-allow", "10.0.0.0/33"}, "prefix length must be 0-32"},
+      {{"--trace-location-allow", "backend"}, "not an IPv4 or IPv6 network"},
+      {{"--upstream-trace-url", "http://{upstream_hots}:1/{correlation_id}"},
+       "unknown placeholder"},
+      {{"--route", "/b=ws://127.0.0.1:1,http://h/{cid}/{correlation_id}"}, "unknown placeholder"},
+      {{"--trace-location-max-bytes", "10"}, "not in range"},
+  };
+  for (const auto& [args, why] : bad) {
+    auto p = parse(with_upstream(args));
+    EXPECT_FALSE(p.options) << args[1];
+    EXPECT_EQ(p.exit_code, 2) << args[1];
+    EXPECT_NE(p.stderr_text.find(args[0]), std::string::npos) << p.stderr_text;
+    EXPECT_NE(p.stderr_text.find(why), std::string::npos) << p.stderr_text;
+  }
+  auto ok = parse(with_upstream(
+      {"--upstream-trace-url",
+       "http://{upstream_host}:9091/debug/traces/{correlation_id}?p={upstream_port}"}));
+  EXPECT_TRUE(ok.options) << ok.stderr_text;
 }
