@@ -82,6 +82,17 @@ struct IncidentPathMetrics {
   std::array<prometheus::Counter*, static_cast<int>(IncidentLogError::count_)> write_errors_{};
 };
 
+// Upstream endpoint sets (docs/reliability.md, "Upstream endpoint sets"). The
+// families only: each route's EndpointSet adds its series once and keeps them.
+struct UpstreamEndpointMetrics {
+  explicit UpstreamEndpointMetrics(prometheus::Registry& registry);
+  prometheus::Family<prometheus::Counter>& ejections;         // {route}
+  prometheus::Family<prometheus::Counter>& retries;           // {route}
+  prometheus::Family<prometheus::Counter>& resolve_failures;  // {route}
+  prometheus::Family<prometheus::Gauge>& endpoints;           // {route,state}
+  prometheus::Family<prometheus::Gauge>& sessions;            // {route,endpoint}
+};
+
 class ProxyMetrics {
  public:
   ProxyMetrics(prometheus::Registry& registry, std::uint32_t max_private_close_codes);
@@ -163,6 +174,7 @@ class ProxyMetrics {
 
  public:
   IncidentPathMetrics incident_path;
+  UpstreamEndpointMetrics upstream_endpoints;
 };
 
 }  // namespace wsgate::proxy

@@ -23,6 +23,7 @@ struct SessionSummary {
   std::string client;      // ip:port
   std::string route;       // route prefix
   std::string upstream;    // upstream URL
+  std::string upstream_endpoint;  // host:port connected to ("[v6]:port")
   std::string trace_url_template;
   std::string target;      // request target (path and query)
   std::chrono::system_clock::time_point started;

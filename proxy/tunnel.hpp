@@ -16,6 +16,7 @@
 #include "proxy/session_summary.hpp"
 #include "proxy/stream.hpp"
 #include "proxy/tap/frame_tap.hpp"
+#include "proxy/upstream_endpoints.hpp"
 
 namespace wsgate::proxy {
 
@@ -27,6 +28,7 @@ struct TunnelParams {
   std::string client_early;    // bytes read past the client's request
   std::string upstream_early;  // bytes read past the upstream's 101
   std::string client_ip;       // for the admission count
+  EndpointLease upstream_lease;  // counts the session on its endpoint until it ends
 };
 
 class Tunnel : public LiveSession, public std::enable_shared_from_this<Tunnel> {
@@ -150,6 +152,7 @@ class Tunnel : public LiveSession, public std::enable_shared_from_this<Tunnel> {
   AnyStream upstream_;
   SessionSummary summary_;
   std::string client_ip_;
+  EndpointLease upstream_lease_;
   Pump c2u_;
   Pump u2c_;
   boost::asio::steady_timer timer_;
