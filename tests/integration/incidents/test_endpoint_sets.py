@@ -7,6 +7,7 @@ import asyncio
 import json
 import os
 import signal
+import time
 
 import pytest
 import websockets
@@ -173,20 +174,26 @@ def test_killed_replica_is_ejected_and_returns(tmp_path, procs):
         assert all(ws.open for ws in survivors)
         # New sessions: every one opens (no 502), none on the victim.
         second = []
+        started = time.monotonic()
         for i in range(30):
             second.append(await open_session(uri, f"ep-kill-b{i:03d}", token))
         wait_for(lambda: len(connections(proxy)) == len(survivors) + 30, 20, what="sessions listed")
         on = {cid: c["upstream_endpoint"] for cid, c in connections(proxy).items()}
         assert {on[f"ep-kill-b{i:03d}"] for i in range(30)} <= live_names
+        elapsed = time.monotonic() - started
         for ws in survivors + second:
             await ws.close()
+        return elapsed
 
-    asyncio.run(asyncio.wait_for(phase_one(), 120))
+    elapsed = asyncio.run(asyncio.wait_for(phase_one(), 120))
     # Each failed attempt was retried once on a live replica: at most one
     # per new session, and no client saw a 502.
     retries = metric_value(proxy, "wsgate_upstream_endpoint_retries_total", {"route": "/"}) or 0
     print(f"retries after the kill: {retries}")
     assert 1 <= retries <= 30
+    # Ejected, the victim is tried again at most once per back-off (300 ms
+    # at least), not by every session.
+    assert retries <= 1 + elapsed / 0.3, (retries, elapsed)
     assert metric_value(proxy, "wsgate_handshakes_total", {"outcome": "upstream_connect_failed"}) in (None, 0)
     assert metric_value(proxy, "wsgate_upstream_endpoint_ejections_total", {"route": "/"}) >= 1
     assert metric_value(proxy, "wsgate_upstream_endpoints", {"route": "/", "state": "ejected"}) == 1
