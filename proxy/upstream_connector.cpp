@@ -106,9 +106,7 @@ void UpstreamConnector::connect_failed(std::string error) {
       if (timed_out_) gateway_.metrics().timeout(*timed_out_).Increment();
       spdlog::warn("upstream {} endpoint {}: {}; trying {}", url_.authority(), lease_.name(), error,
                    next.name());
-      gateway_.metrics()
-          .upstream_endpoints.retries.Add({{"route", endpoints_->route()}})
-          .Increment();
+      endpoints_->retries().Increment();
       lease_ = std::move(next);
       return attempt();
     }

@@ -43,6 +43,7 @@ EndpointSet::EndpointSet(std::string route, EndpointSetOptions options,
       options_(options),
       metrics_(metrics),
       ejections_(metrics.ejections.Add({{"route", route_}})),
+      retries_(metrics.retries.Add({{"route", route_}})),
       healthy_(metrics.endpoints.Add({{"route", route_}, {"state", "healthy"}})),
       ejected_(metrics.endpoints.Add({{"route", route_}, {"state", "ejected"}})),
       rng_(seed) {}

@@ -115,6 +115,9 @@ class EndpointSet : public std::enable_shared_from_this<EndpointSet> {
   std::vector<View> snapshot() const;
   std::size_t size() const;  // endpoints in the current resolution
   const std::string& route() const { return route_; }
+  // wsgate_upstream_endpoint_retries_total{route}: a connect moved on to
+  // another endpoint.
+  prometheus::Counter& retries() { return retries_; }
 
  private:
   friend class EndpointLease;
@@ -127,6 +130,7 @@ class EndpointSet : public std::enable_shared_from_this<EndpointSet> {
   const EndpointSetOptions options_;
   UpstreamEndpointMetrics& metrics_;
   prometheus::Counter& ejections_;
+  prometheus::Counter& retries_;
   prometheus::Gauge& healthy_;
   prometheus::Gauge& ejected_;
   prometheus::Gauge* other_sessions_ = nullptr;

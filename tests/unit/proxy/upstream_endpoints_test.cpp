@@ -6,6 +6,8 @@
 #include <map>
 #include <set>
 
+#include "proxy/upstream_connector.hpp"
+
 namespace wsgate::proxy {
 namespace {
 
@@ -189,6 +191,13 @@ TEST_F(EndpointSetTest, SessionSeriesAreCapped) {
   for (const auto& f : registry.Collect())
     if (f.name == "wsgate_upstream_endpoint_sessions") series = f.metric.size();
   EXPECT_EQ(series, 3u);
+}
+
+TEST(UpgradeStatus, EjectsOnlyWhatSpeaksForTheReplica) {
+  for (unsigned status : {101u, 400u, 401u, 403u, 404u, 426u, 429u, 500u, 501u, 505u})
+    EXPECT_FALSE(upgrade_status_ejects(status)) << status;
+  for (unsigned status : {200u, 204u, 301u, 302u, 502u, 503u, 504u})
+    EXPECT_TRUE(upgrade_status_ejects(status)) << status;
 }
 
 TEST(EndpointName, BracketsV6) {
