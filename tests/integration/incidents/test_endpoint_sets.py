@@ -7,6 +7,8 @@ import asyncio
 import json
 import os
 import signal
+import socket
+import threading
 import time
 
 import pytest
@@ -220,3 +222,78 @@ def test_killed_replica_is_ejected_and_returns(tmp_path, procs):
     assert asyncio.run(asyncio.wait_for(phase_two(), 60)), "the restarted replica never got a session"
     assert metric_value(proxy, "wsgate_upstream_endpoints", {"route": "/", "state": "healthy"}) == 3
     assert metric_value(proxy, "wsgate_handshakes_total", {"outcome": "upstream_connect_failed"}) in (None, 0)
+
+
+class Refuser:
+    """A TCP server that answers every request with `status` and closes."""
+
+    def __init__(self, status):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.status = status
+        self.requests = 0
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                conn.settimeout(5)
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    chunk = conn.recv(4096)
+                    if not chunk:
+                        break
+                    data += chunk
+                self.requests += 1
+                conn.sendall(f"HTTP/1.1 {self.status} Nope\r\nContent-Length: 0\r\n"
+                             "Connection: close\r\n\r\n".encode())
+
+    def close(self):
+        self.sock.close()
+
+
+def test_503_ejects_its_endpoint_and_401_does_not(tmp_path, procs):
+    backend = replicas(tmp_path, procs, n=1)[0]
+    refuser = Refuser(503)
+    try:
+        proxy = start_proxy(str(tmp_path), "ws://backend.invalid:1", threads=2, extra=[
+            "--upstream-endpoint", f"127.0.0.1:{backend.listen}",
+            "--upstream-endpoint", f"127.0.0.1:{refuser.port}",
+            "--upstream-eject-backoff-ms", "60000", "--upstream-eject-backoff-max-ms", "60000"])
+        procs.append(proxy)
+        token = make_token(str(tmp_path), thread_id="thread-1")
+        uri = f"ws://127.0.0.1:{proxy.listen}/ws"
+
+        async def run():
+            held, refused = [], []
+            for i in range(10):
+                try:
+                    held.append(await open_session(uri, f"ep-503-{i:03d}", token))
+                except websockets.InvalidStatusCode as e:
+                    refused.append(e.status_code)
+            # The backend's own auth refusal: passed through, never an ejection.
+            for i in range(5):
+                with pytest.raises(websockets.InvalidStatusCode) as e:
+                    await open_session(uri, f"ep-401-{i:03d}", "not-a-token")
+                assert e.value.status_code == 401
+            for ws in held:
+                await ws.close()
+            return refused
+
+        refused = asyncio.run(asyncio.wait_for(run(), 60))
+        # The 503 endpoint had the fewest sessions by the second pick; its
+        # answer reached that client as it was, and it is out of rotation.
+        assert refused == [503]
+        assert refuser.requests == 1
+        assert metric_value(proxy, "wsgate_upstream_endpoint_ejections_total", {"route": "/"}) == 1
+        assert metric_value(proxy, "wsgate_upstream_endpoints", {"route": "/", "state": "ejected"}) == 1
+        assert metric_value(proxy, "wsgate_upstream_endpoints", {"route": "/", "state": "healthy"}) == 1
+    finally:
+        refuser.close()
