@@ -177,7 +177,8 @@ void ClientSession::on_read_request(boost::system::error_code ec) {
                      join_target(route_->upstream.path_prefix, req.target())};
   timer_.cancel();  // the connector has its own deadlines
   connector_ = std::make_shared<UpstreamConnector>(
-      stream_.get_executor(), gateway_, route_->upstream, build_upstream_request(req, fwd),
+      stream_.get_executor(), gateway_, route_->upstream, gateway_.endpoints(*route_),
+      build_upstream_request(req, fwd),
       [self = shared_from_this()](UpstreamResult r) { self->on_upstream(std::move(r)); });
   connector_->run();
 }
@@ -220,6 +221,7 @@ void ClientSession::on_upstream(UpstreamResult result) {
   if (!peer_ec)
     note_upstream(result.response.base(), peer, gateway_.config(),
                   gateway_.metrics().trace_location, summary_);
+  summary_.upstream_endpoint = result.endpoint;
 
   // The upstream's 101, as it came, plus our correlation ID.
   response_ = {};
@@ -251,7 +253,8 @@ void ClientSession::on_client_response_written(boost::system::error_code ec,
                       {},
                       std::move(upstream.early),
                       client_ip_,
-                      std::move(load_)};
+                      std::move(load_),
+                      std::move(upstream.lease)};
   auto early = buffer_.data();
   params.client_early.assign(static_cast<const char*>(early.data()), early.size());
   handed_off_ = true;

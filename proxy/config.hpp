@@ -18,6 +18,9 @@ struct Route {
   std::string path_prefix;  // "/" for the default route
   UpstreamUrl upstream;
   std::string trace_url_template;  // may be empty: no trace fetch
+  // Where its sessions connect: empty means every address the URL's host
+  // resolves to; else these (each resolved), and the URL names only Host and SNI.
+  std::vector<HostPort> endpoints;
 };
 
 struct ProxyConfig {
@@ -30,6 +33,12 @@ struct ProxyConfig {
   std::string upstream_client_cert;
   std::string upstream_client_key;
   bool upstream_verify = true;
+  // Upstream endpoint sets (docs/reliability.md, "Upstream endpoint sets").
+  std::chrono::milliseconds upstream_resolve_interval{5000};  // 0: resolve once
+  std::chrono::milliseconds upstream_eject_backoff{1000};
+  std::chrono::milliseconds upstream_eject_backoff_max{30000};
+  unsigned upstream_connect_attempts = 3;  // endpoints one session tries at most
+  std::size_t upstream_endpoint_metrics_max = 64;
 
   unsigned threads = 0;  // workers; 0: one per CPU the process may use
   TapMode tap_mode = TapMode::enforce;

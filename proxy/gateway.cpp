@@ -18,9 +18,27 @@ Gateway::Gateway(ProxyConfig config)
       upstream_tls_(
           tls::make_client_context({config_.upstream_ca, config_.upstream_client_cert,
                                     config_.upstream_client_key, config_.upstream_verify})) {
+  std::vector<EndpointResolver::Target> targets;
+  for (const auto& r : config_.routes) {
+    EndpointSetOptions opts{config_.upstream_eject_backoff, config_.upstream_eject_backoff_max,
+                            config_.upstream_endpoint_metrics_max};
+    auto set = std::make_shared<EndpointSet>(r.path_prefix, opts, metrics_.upstream_endpoints);
+    std::vector<HostPort> sources = r.endpoints;
+    if (sources.empty()) sources.push_back({r.upstream.host, r.upstream.port});
+    targets.push_back(
+        {set, std::move(sources),
+         &metrics_.upstream_endpoints.resolve_failures.Add({{"route", r.path_prefix}})});
+    endpoint_sets_.push_back(std::move(set));
+  }
+  resolver_ =
+      std::make_unique<EndpointResolver>(std::move(targets), config_.upstream_resolve_interval);
+  resolver_->resolve_all();
+  resolver_->start();
   metrics_.ready.Set(1);
   metrics_.workers.Set(config_.threads);
 }
+
+Gateway::~Gateway() = default;
 
 std::shared_ptr<boost::asio::ssl::context> Gateway::server_tls() const {
   std::lock_guard lock(tls_mutex_);
@@ -148,10 +166,10 @@ void Gateway::report_session_end(const SessionSummary& s) {
   metrics_.connection_duration_seconds.Observe(static_cast<double>(s.duration.count()) / 1000.0);
   auto level = s.code == kCloseInternalError ? spdlog::level::warn : spdlog::level::info;
   WSG_LOG(level, s.correlation_id,
-          "session closed client={} upstream={} code={} reason=\"{}\" initiator={} "
-          "close_handshake={} duration_ms={} c2u_frames={} c2u_bytes={} u2c_frames={} "
+          "session closed client={} upstream={} upstream_endpoint={} code={} reason=\"{}\" "
+          "initiator={} close_handshake={} duration_ms={} c2u_frames={} c2u_bytes={} u2c_frames={} "
           "u2c_bytes={} end=\"{}\"",
-          s.client, s.upstream, s.code, s.reason, to_string(s.initiator),
+          s.client, s.upstream, s.upstream_endpoint, s.code, s.reason, to_string(s.initiator),
           s.close_handshake_complete ? "complete" : "incomplete", s.duration.count(),
           s.client_to_upstream.frames, s.client_to_upstream.bytes, s.upstream_to_client.frames,
           s.upstream_to_client.bytes, s.end_detail);

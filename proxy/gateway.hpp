@@ -21,6 +21,7 @@
 #include "common/session_registry.hpp"
 #include "proxy/config.hpp"
 #include "proxy/metrics.hpp"
+#include "proxy/upstream_endpoints.hpp"
 
 namespace wsgate::proxy {
 
@@ -53,6 +54,7 @@ using SessionEndHook = std::function<void(const SessionSummary&)>;
 class Gateway {
  public:
   explicit Gateway(ProxyConfig config);
+  ~Gateway();
 
   const ProxyConfig& config() const { return config_; }
   ProxyMetrics& metrics() { return metrics_; }
@@ -68,6 +70,12 @@ class Gateway {
 
   // Route for a request path: the longest matching prefix, else null.
   const Route* route_for(std::string_view target) const;
+
+  // The endpoint set of a route from route_for(). Names are resolved once
+  // here at start, then re-resolved on the resolver's own thread.
+  std::shared_ptr<EndpointSet> endpoints(const Route& route) const {
+    return endpoint_sets_[static_cast<std::size_t>(&route - config_.routes.data())];
+  }
 
   // Connection caps. try_admit() counts the client in; release() must follow.
   enum class Admission { ok, global_cap, ip_cap };
@@ -113,6 +121,8 @@ class Gateway {
   ProxyMetrics metrics_;
   ExemplarStore exemplars_;
   std::shared_ptr<boost::asio::ssl::context> upstream_tls_;
+  std::vector<std::shared_ptr<EndpointSet>> endpoint_sets_;  // by index in config_.routes
+  std::unique_ptr<EndpointResolver> resolver_;
 
   mutable std::mutex tls_mutex_;
   std::shared_ptr<boost::asio::ssl::context> server_tls_;

@@ -184,7 +184,8 @@ ProxyMetrics::ProxyMetrics(pm::Registry& r, std::uint32_t max_private_close_code
                .Add({})),
       max_private_close_codes_(max_private_close_codes),
       incident_path(r),
-      trace_location(r) {
+      trace_location(r),
+      upstream_endpoints(r) {
   for (int i = 0; i < static_cast<int>(HandshakeOutcome::count_); ++i)
     handshakes_[i] = &handshakes_family_.Add(
         {{"outcome", std::string(to_string(static_cast<HandshakeOutcome>(i)))}});
@@ -259,6 +260,31 @@ std::string_view to_string(IncidentLogError e) {
   }
   return "unknown";
 }
+
+UpstreamEndpointMetrics::UpstreamEndpointMetrics(pm::Registry& r)
+    : ejections(pm::BuildCounter()
+                    .Name("wsgate_upstream_endpoint_ejections_total")
+                    .Help("Upstream endpoints taken out of rotation after a failed connect or "
+                          "upgrade, by route")
+                    .Register(r)),
+      retries(pm::BuildCounter()
+                  .Name("wsgate_upstream_endpoint_retries_total")
+                  .Help("Upstream connects retried on another endpoint after one failed, by route")
+                  .Register(r)),
+      resolve_failures(pm::BuildCounter()
+                           .Name("wsgate_upstream_resolve_failures_total")
+                           .Help("Upstream name resolutions that failed (the last endpoint set is "
+                                 "kept), by route")
+                           .Register(r)),
+      endpoints(pm::BuildGauge()
+                    .Name("wsgate_upstream_endpoints")
+                    .Help("Upstream endpoints by route and state (healthy, ejected)")
+                    .Register(r)),
+      sessions(pm::BuildGauge()
+                   .Name("wsgate_upstream_endpoint_sessions")
+                   .Help("Sessions (relaying or connecting) per upstream endpoint; endpoints past "
+                         "--upstream-endpoint-metrics-max share endpoint=\"other\"")
+                   .Register(r)) {}
 
 IncidentPathMetrics::IncidentPathMetrics(pm::Registry& r)
     : trace_fetches_in_flight(pm::BuildGauge()

@@ -99,6 +99,17 @@ struct TraceLocationMetrics {
   std::array<prometheus::Counter*, static_cast<int>(TraceLocationRejection::count_)> rejected_{};
 };
 
+// Upstream endpoint sets (docs/reliability.md, "Upstream endpoint sets"). The
+// families only: each route's EndpointSet adds its series once and keeps them.
+struct UpstreamEndpointMetrics {
+  explicit UpstreamEndpointMetrics(prometheus::Registry& registry);
+  prometheus::Family<prometheus::Counter>& ejections;         // {route}
+  prometheus::Family<prometheus::Counter>& retries;           // {route}
+  prometheus::Family<prometheus::Counter>& resolve_failures;  // {route}
+  prometheus::Family<prometheus::Gauge>& endpoints;           // {route,state}
+  prometheus::Family<prometheus::Gauge>& sessions;            // {route,endpoint}
+};
+
 class ProxyMetrics {
  public:
   ProxyMetrics(prometheus::Registry& registry, std::uint32_t max_private_close_codes);
@@ -193,6 +204,7 @@ class ProxyMetrics {
  public:
   IncidentPathMetrics incident_path;
   TraceLocationMetrics trace_location;
+  UpstreamEndpointMetrics upstream_endpoints;
 };
 
 }  // namespace wsgate::proxy

@@ -84,7 +84,8 @@ std::optional<ProxyOptions> parse_options(int argc, char** argv, int& exit_code)
 
   std::string listen = c.listen.to_string(), admin = c.admin.to_string();
   std::string upstream, trace_url, tap_mode = "enforce", log_format = "text", log_level = "info";
-  std::vector<std::string> routes;
+  std::vector<std::string> routes, upstream_endpoints;
+  int resolve_interval_s = 5, eject_backoff_ms = 1000, eject_backoff_max_ms = 30000;
   std::vector<int> incident_codes{1011};
   int tls_hs_ms = 10000, hs_ms = 10000, connect_ms = 5000, idle_s = 0, close_ms = 5000,
       drain_s = 10, trace_fetch_ms = 2000, admin_write_ms = 10000;
@@ -95,6 +96,34 @@ std::optional<ProxyOptions> parse_options(int argc, char** argv, int& exit_code)
   app.add_option("--tls-cert", c.tls_cert, "Listener certificate chain (PEM); TLS when given with --tls-key")->check(CLI::ExistingFile);
   app.add_option("--tls-key", c.tls_key, "Listener private key (PEM)")->check(CLI::ExistingFile);
   app.add_option("--upstream", upstream, "Default upstream, ws://HOST:PORT[/prefix] or wss://...")->check(UrlValidator());
+  app.add_option("--upstream-endpoint", upstream_endpoints,
+                 "Default route's upstream endpoint HOST:PORT (repeatable; names resolve to all "
+                 "their addresses); the --upstream URL then names only Host and SNI")
+      ->check(HostPortValidator());
+  app.add_option("--upstream-resolve-interval", resolve_interval_s,
+                 "Seconds between re-resolutions of upstream names, off the worker threads (0: "
+                 "resolve once at start)")
+      ->check(CLI::Range(0, 86400))
+      ->capture_default_str();
+  app.add_option("--upstream-eject-backoff-ms", eject_backoff_ms,
+                 "An upstream endpoint whose connect or upgrade fails leaves rotation this long, "
+                 "doubling with each failure in a row")
+      ->check(positive_up_to(3600000))
+      ->capture_default_str();
+  app.add_option("--upstream-eject-backoff-max-ms", eject_backoff_max_ms,
+                 "Longest ejection of an upstream endpoint")
+      ->check(positive_up_to(3600000))
+      ->capture_default_str();
+  app.add_option("--upstream-connect-attempts", c.upstream_connect_attempts,
+                 "Endpoints one session tries (a failed TCP or TLS connect moves on to the next) "
+                 "before its client gets a 502")
+      ->check(CLI::Range(1u, 16u))
+      ->capture_default_str();
+  app.add_option("--upstream-endpoint-metrics-max", c.upstream_endpoint_metrics_max,
+                 "Endpoints per route with a wsgate_upstream_endpoint_sessions series of their "
+                 "own; the rest share endpoint=\"other\"")
+      ->check(CLI::Range(std::size_t{0}, std::size_t{10000}))
+      ->capture_default_str();
   app.add_option("--route", routes, "Extra route PREFIX=URL[,TRACE_URL] (repeatable); longest prefix wins");
   app.add_option(
       "--upstream-trace-url", trace_url,
@@ -156,7 +185,8 @@ std::optional<ProxyOptions> parse_options(int argc, char** argv, int& exit_code)
       ->check(positive_up_to(3600000))
       ->capture_default_str();
   app.add_option("--upstream-connect-timeout-ms", connect_ms,
-                 "Upstream TCP connect timeout, all addresses")
+                 "Upstream TCP connect timeout per endpoint tried (all tries together: "
+                 "--handshake-timeout-ms)")
       ->check(positive_up_to(3600000))
       ->capture_default_str();
   app.add_option("--idle-timeout", idle_s, "Close sessions idle this many seconds (0: never)")
@@ -209,7 +239,20 @@ std::optional<ProxyOptions> parse_options(int argc, char** argv, int& exit_code)
   if (!trace_url.empty())
     if (auto why = trace_url_error(trace_url); !why.empty())
       return fail("--upstream-trace-url: " + why);
-  if (!upstream.empty()) c.routes.push_back({"/", *parse_upstream_url(upstream, error), trace_url});
+  if (!upstream.empty())
+    c.routes.push_back({"/", *parse_upstream_url(upstream, error), trace_url, {}});
+  if (!upstream_endpoints.empty() && upstream.empty())
+    return fail("--upstream-endpoint needs --upstream (the URL names Host, SNI and the path)");
+  for (auto& e : upstream_endpoints) {
+    auto where = *parse_host_port(e);
+    if (where.port == 0) return fail("--upstream-endpoint " + e + ": port 0 is not an endpoint");
+    c.routes.back().endpoints.push_back(std::move(where));
+  }
+  if (eject_backoff_max_ms < eject_backoff_ms)
+    return fail("--upstream-eject-backoff-max-ms is below --upstream-eject-backoff-ms");
+  c.upstream_resolve_interval = std::chrono::seconds(resolve_interval_s);
+  c.upstream_eject_backoff = std::chrono::milliseconds(eject_backoff_ms);
+  c.upstream_eject_backoff_max = std::chrono::milliseconds(eject_backoff_max_ms);
   for (auto& r : routes) {
     auto eq = r.find('=');
     if (eq == std::string::npos || eq == 0 || r[0] != '/')
@@ -226,7 +269,7 @@ std::optional<ProxyOptions> parse_options(int argc, char** argv, int& exit_code)
         return fail("--route " + r + ": " + why);
     std::string prefix = r.substr(0, eq);
     while (prefix.size() > 1 && prefix.back() == '/') prefix.pop_back();
-    c.routes.push_back({prefix, *url, trace_part});
+    c.routes.push_back({prefix, *url, trace_part, {}});
   }
   if (c.routes.empty()) return fail("no upstream: give --upstream URL (or --route)");
   std::stable_sort(c.routes.begin(), c.routes.end(), [](const Route& a, const Route& b) {

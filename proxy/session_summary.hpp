@@ -23,8 +23,8 @@ struct SessionSummary {
   std::string client;      // ip:port
   std::string route;       // route prefix
   std::string upstream;    // upstream URL
+  std::string upstream_endpoint;  // host:port connected to ("[v6]:port")
   std::string trace_url_template;
-  std::string upstream_endpoint;  // host:port connected to ([v6]:port)
   // The trace URL the upstream announced in its 101 (Wsgate-Trace-Location)
   // and the proxy honoured; it wins over trace_url_template.
   std::string trace_location;

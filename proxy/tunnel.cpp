@@ -98,6 +98,7 @@ Tunnel::Tunnel(Gateway& gateway, TunnelParams params)
       summary_(std::move(params.summary)),
       client_ip_(std::move(params.client_ip)),
       load_(std::move(params.load)),
+      upstream_lease_(std::move(params.upstream_lease)),
       c2u_(*this, Direction::client_to_upstream, client_, upstream_,
            tap_config(gateway.config(), Direction::client_to_upstream, params.deflate),
            gateway.config().relay_buffer_bytes),
@@ -119,8 +120,9 @@ void Tunnel::start() {
   registry_id_ = gateway_.add_session(weak_from_this());
   gateway_.metrics().connections_active.Increment();
   WSG_LOG(spdlog::level::info, summary_.correlation_id,
-          "session open client={} upstream={} target={} deflate={}", summary_.client,
-          summary_.upstream, summary_.target, c2u_.tap.config().deflate_negotiated);
+          "session open client={} upstream={} upstream_endpoint={} target={} deflate={}",
+          summary_.client, summary_.upstream, summary_.upstream_endpoint, summary_.target,
+          c2u_.tap.config().deflate_negotiated);
   if (gateway_.config().tap_mode == TapMode::off) c2u_.at_boundary = u2c_.at_boundary = false;
   for (AnyStream* s : {&client_, &upstream_}) {
     boost::system::error_code ignored;
@@ -583,6 +585,7 @@ void Tunnel::finish() {
   gateway_.metrics().connections_active.Decrement();
   gateway_.remove_session(registry_id_);
   gateway_.release(client_ip_);
+  upstream_lease_.reset();
   gateway_.report_session_end(summary_);
 }
 
@@ -592,6 +595,7 @@ nlohmann::json Tunnel::snapshot() const {
           {"client", summary_.client},
           {"route", summary_.route},
           {"upstream", summary_.upstream},
+          {"upstream_endpoint", summary_.upstream_endpoint},
           {"target", redact_target(summary_.target)},  // queries carry tokens
           {"age_ms", age.count()},
           {"client_to_upstream",

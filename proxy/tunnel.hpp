@@ -16,6 +16,7 @@
 #include "proxy/stream.hpp"
 #include "proxy/tap/frame_tap.hpp"
 #include "proxy/workers.hpp"
+#include "proxy/upstream_endpoints.hpp"
 
 namespace wsgate::proxy {
 
@@ -28,6 +29,7 @@ struct TunnelParams {
   std::string upstream_early;  // bytes read past the upstream's 101
   std::string client_ip;       // for the admission count
   Workers::Load load;          // counts the session on its worker
+  EndpointLease upstream_lease;  // counts the session on its endpoint until it ends
 };
 
 class Tunnel : public LiveSession, public std::enable_shared_from_this<Tunnel> {
@@ -146,6 +148,7 @@ class Tunnel : public LiveSession, public std::enable_shared_from_this<Tunnel> {
   SessionSummary summary_;
   std::string client_ip_;
   Workers::Load load_;
+  EndpointLease upstream_lease_;
   Pump c2u_;
   Pump u2c_;
   boost::asio::steady_timer timer_;

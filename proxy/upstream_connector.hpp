@@ -1,8 +1,10 @@
 #pragma once
-// The upstream half of the handshake: resolve, connect (trying every address
-// in turn), TLS with SNI and certificate verification for wss://, send the
-// upgrade request, read the answer. One connector per client session; it
-// calls back exactly once.
+// The upstream half of the handshake: take an endpoint from the route's set,
+// connect, TLS with SNI and certificate verification for wss://, send the
+// upgrade request, read the answer. A failed TCP or TLS connect ejects the
+// endpoint and moves on to another (--upstream-connect-attempts, all within
+// --handshake-timeout-ms); nothing was sent yet, so that is always safe. One
+// connector per client session; it calls back exactly once.
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -10,7 +12,6 @@
 #include <boost/beast/http/empty_body.hpp>
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/string_body.hpp>
-
 #include <functional>
 #include <memory>
 #include <optional>
@@ -19,6 +20,7 @@
 #include "proxy/gateway.hpp"
 #include "proxy/metrics.hpp"
 #include "proxy/stream.hpp"
+#include "proxy/upstream_endpoints.hpp"
 #include "proxy/upstream_url.hpp"
 
 namespace wsgate::proxy {
@@ -30,13 +32,27 @@ struct UpstreamResult {
   std::optional<AnyStream> stream;
   boost::beast::http::response<boost::beast::http::string_body> response;
   std::string early;  // bytes after the response (frames already sent)
+  // The endpoint answering (on failure: the last one tried, if any); the
+  // lease counts the session against it until released.
+  EndpointLease lease;
+  std::string endpoint;
 };
+
+// Whether an upstream's answer to the upgrade ejects its endpoint: only the
+// statuses that speak for the replica itself (502, 503, 504: overloaded,
+// draining, its own upstream gone), and answers from something that is not
+// a WebSocket server (1xx/2xx/3xx other than 101). 4xx is the backend's
+// verdict on this request (401/403 auth, 404, 400) and 500/501/505+ may be
+// caused by this one request: ejecting on those would let one bad client
+// take a healthy replica out of rotation for everyone.
+bool upgrade_status_ejects(unsigned status);
 
 class UpstreamConnector : public std::enable_shared_from_this<UpstreamConnector> {
  public:
   using Callback = std::function<void(UpstreamResult)>;
 
   UpstreamConnector(boost::asio::any_io_executor strand, Gateway& gateway, UpstreamUrl url,
+                    std::shared_ptr<EndpointSet> endpoints,
                     boost::beast::http::request<boost::beast::http::empty_body> request,
                     Callback done);
   void run();
@@ -44,21 +60,27 @@ class UpstreamConnector : public std::enable_shared_from_this<UpstreamConnector>
 
  private:
   using tcp = boost::asio::ip::tcp;
-  void on_resolve(boost::system::error_code ec, tcp::resolver::results_type results);
+  void attempt();
+  // A TCP or TLS connect failed: eject, then try another endpoint if any
+  // attempt and time is left.
+  void connect_failed(std::string error);
   void on_connect(boost::system::error_code ec);
   void on_tls_handshake(boost::system::error_code ec);
   void do_write();
   void on_write(boost::system::error_code ec);
   void on_read(boost::system::error_code ec);
   void arm(std::chrono::milliseconds timeout, TimeoutKind kind);
-  void fail(HandshakeOutcome outcome, std::string error);
+  void fail(HandshakeOutcome outcome, std::string error, bool eject = true);
 
   Gateway& gateway_;
   UpstreamUrl url_;
   boost::beast::http::request<boost::beast::http::empty_body> request_;
   Callback done_;
-  tcp::resolver resolver_;
-  tcp::resolver::results_type endpoints_;
+  std::shared_ptr<EndpointSet> endpoints_;
+  EndpointLease lease_;
+  std::vector<tcp::endpoint> tried_;
+  std::chrono::steady_clock::time_point deadline_;  // for all connect attempts
+  unsigned attempt_ = 0;  // bumped per attempt: a stale timer wakes nothing
   std::optional<AnyStream> stream_;
   boost::asio::steady_timer timer_;
   boost::beast::flat_buffer buffer_;

@@ -418,6 +418,7 @@ nlohmann::json build_incident(const SessionSummary& s, std::chrono::system_clock
   j["route"] = s.route;
   j["path"] = redacted(path);
   j["upstream"] = redacted(s.upstream);
+  j["upstream_endpoint"] = s.upstream_endpoint;
   j["close"] = {
       {"code", s.code}, {"reason", reason}, {"initiator", std::string(to_string(s.initiator))}};
   j["close_handshake_complete"] = s.close_handshake_complete;

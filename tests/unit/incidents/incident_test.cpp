@@ -317,6 +317,8 @@ TEST(IncidentHint, EveryBackendStageHasItsOwnHintAndUnknownNamesGetTheGenericOne
   }
   EXPECT_NE(std::string(hint_for_stage("context.validate")).find("--context-policy fallback"),
             std::string::npos);
+}
+
 TEST(TraceUrl, UpstreamEndpointPlaceholders) {
   const std::string tmpl =
       "http://{upstream_host}:9091/debug/traces/{correlation_id}?via={upstream_port}";

@@ -103,6 +103,8 @@ TEST(ProxyOptions, ThreadsDefaultToAutoAndTakeACount) {
     EXPECT_FALSE(p.options) << bad;
     EXPECT_EQ(p.exit_code, 2) << bad;
   }
+}
+
 TEST(ProxyOptions, TraceLocationAllowTakesIpv4AndIpv6NetworksFromFlagsAndYaml) {
   auto p = parse(with_upstream({"--trace-location-allow", "10.0.0.0/8", "--trace-location-allow",
                                 "fd00::/8", "--trace-location-allow", "127.0.0.1"}));
@@ -153,4 +155,73 @@ TEST(ProxyOptions, BadTraceLocationAllowOrPlaceholderExitsTwoSayingWhy) {
       {"--upstream-trace-url",
        "http://{upstream_host}:9091/debug/traces/{correlation_id}?p={upstream_port}"}));
   EXPECT_TRUE(ok.options) << ok.stderr_text;
+}
+
+namespace {
+
+std::string write_config(const std::string& name, const std::string& yaml) {
+  std::string path = testing::TempDir() + name;
+  std::FILE* f = std::fopen(path.c_str(), "w");
+  std::fputs(yaml.c_str(), f);
+  std::fclose(f);
+  return path;
+}
+
+}  // namespace
+
+TEST(ProxyOptions, UpstreamEndpointSetFlagsAndYamlAgree) {
+  auto cli = parse(with_upstream({"--upstream-endpoint", "10.0.0.5:8080", "--upstream-endpoint",
+                                  "[::1]:8081", "--upstream-resolve-interval", "0",
+                                  "--upstream-eject-backoff-ms", "200",
+                                  "--upstream-eject-backoff-max-ms", "4000",
+                                  "--upstream-connect-attempts", "2"}));
+  auto file = write_config("endpoints.yaml",
+                           "upstream: ws://127.0.0.1:8080\n"
+                           "upstream-endpoint: [10.0.0.5:8080, \"[::1]:8081\"]\n"
+                           "upstream_resolve_interval: 0\n"
+                           "upstream-eject-backoff-ms: 200\n"
+                           "upstream-eject-backoff-max-ms: 4000\n"
+                           "upstream-connect-attempts: 2\n");
+  auto yaml = parse({"--config", file});
+  for (auto* p : {&cli, &yaml}) {
+    ASSERT_TRUE(p->options) << p->stderr_text;
+    const auto& c = p->options->config;
+    const auto& eps = c.routes.at(0).endpoints;
+    ASSERT_EQ(eps.size(), 2u);
+    EXPECT_EQ(eps[0].to_string(), "10.0.0.5:8080");
+    EXPECT_EQ(eps[1].to_string(), "[::1]:8081");
+    EXPECT_EQ(c.upstream_resolve_interval.count(), 0);
+    EXPECT_EQ(c.upstream_eject_backoff.count(), 200);
+    EXPECT_EQ(c.upstream_eject_backoff_max.count(), 4000);
+    EXPECT_EQ(c.upstream_connect_attempts, 2u);
+  }
+}
+
+TEST(ProxyOptions, UpstreamEndpointSetDefaults) {
+  auto p = parse(with_upstream({}));
+  ASSERT_TRUE(p.options) << p.stderr_text;
+  const auto& c = p.options->config;
+  EXPECT_TRUE(c.routes.at(0).endpoints.empty());
+  EXPECT_EQ(c.upstream_resolve_interval.count(), 5000);
+  EXPECT_EQ(c.upstream_eject_backoff.count(), 1000);
+  EXPECT_EQ(c.upstream_eject_backoff_max.count(), 30000);
+  EXPECT_EQ(c.upstream_connect_attempts, 3u);
+  EXPECT_EQ(c.upstream_endpoint_metrics_max, 64u);
+}
+
+TEST(ProxyOptions, BadUpstreamEndpointSetsExitTwo) {
+  const std::vector<std::vector<std::string>> bad = {
+      {"--upstream-endpoint", "10.0.0.5:8080"},  // no --upstream
+      with_upstream({"--upstream-endpoint", "10.0.0.5"}),
+      with_upstream({"--upstream-endpoint", "10.0.0.5:0"}),
+      with_upstream({"--upstream-eject-backoff-ms", "5000", "--upstream-eject-backoff-max-ms",
+                     "1000"}),
+      with_upstream({"--upstream-connect-attempts", "0"}),
+      with_upstream({"--upstream-resolve-interval", "-1"}),
+  };
+  for (const auto& args : bad) {
+    auto p = parse(args);
+    EXPECT_FALSE(p.options) << args.back();
+    EXPECT_EQ(p.exit_code, 2) << args.back();
+  }
 }
