@@ -40,6 +40,9 @@ class LiveSession {
  public:
   virtual ~LiveSession() = default;
   virtual nlohmann::json snapshot() const = 0;  // any thread
+  // One session in full (its flight recorder too), for /connections/{id}.
+  virtual nlohmann::json detail() const = 0;
+  virtual std::string_view correlation_id() const = 0;  // any thread
   virtual void drain() = 0;                     // any thread; posts to the session's strand
 };
 
@@ -85,6 +88,10 @@ class Gateway {
   // threads), since the last reference can be the one taken here.
   nlohmann::json sessions_json(std::size_t offset, std::size_t limit,
                                std::vector<std::shared_ptr<LiveSession>>& held) const;
+  // detail() of the live session with this correlation ID, null if none;
+  // the reference taken goes to `held` (see sessions_json).
+  nlohmann::json session_json(std::string_view correlation_id,
+                              std::shared_ptr<LiveSession>& held) const;
   void drain_all();
 
   // Connections between accept and the 101 (drain waits for them, and ends

@@ -29,6 +29,12 @@ class FakeSession : public LiveSession {
             {"target", "/ws?q=\xc3\x28\xff"},
             {"age_ms", 1}};
   }
+  nlohmann::json detail() const override {
+    auto j = snapshot();
+    j["frames"] = nlohmann::json::array({{{"opcode", 1}, {"close_reason", "\xc3\x28"}}});
+    return j;
+  }
+  std::string_view correlation_id() const override { return "fuzz-session-1"; }
   void drain() override {}
 };
 
