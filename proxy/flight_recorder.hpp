@@ -5,9 +5,11 @@
 // frame: K = 16 costs 384 bytes of heap plus the recorder itself (see
 // FlightRecorder::footprint_bytes).
 //
-// The session's I/O thread records; the admin thread reads. A mutex guards
-// the block: uncontended on the frame path (one lock/unlock per frame header,
-// about 20 ns), held by a reader only while it copies the block.
+// The session's I/O thread records; the admin thread reads. The frame path
+// takes no lock: each direction's ring is a sequence lock (two counter
+// stores around three relaxed word stores per frame header), and a reader
+// copies it and retries when a write overlapped.
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -56,9 +58,13 @@ class FlightLog {
 
   // Allocates the block (the first record() does it too).
   void prepare();
-  // Copies `from`'s frames into this log's block (same capacity, prepared):
-  // for readers on other threads, so only a copy is made under the lock.
-  void assign(const FlightLog& from);
+  // Filling a log from a recorder's copy.
+  RecordedFrame* slots(std::size_t dir) { return entries_.get() + dir * k_; }
+  void set_ring(std::size_t dir, std::uint16_t head, std::uint16_t count);
+  void set_reason(std::size_t dir, const std::string& reason);
+
+  // An entry as the recorder stores it.
+  static RecordedFrame encode(const tap::FrameHeader& h, std::uint32_t t_ms);
 
   bool empty() const { return !entries_; }
   std::uint16_t capacity() const { return k_; }
@@ -85,17 +91,21 @@ class FlightLog {
 class FlightRecorder {
  public:
   // frames_per_direction 0 disables it: nothing is recorded or allocated.
-  explicit FlightRecorder(std::uint16_t frames_per_direction) : log_(frames_per_direction) {}
+  explicit FlightRecorder(std::uint16_t frames_per_direction) : k_(frames_per_direction) {}
+  ~FlightRecorder();
+  FlightRecorder(const FlightRecorder&) = delete;
+  FlightRecorder& operator=(const FlightRecorder&) = delete;
 
-  bool enabled() const { return log_.capacity() != 0; }
+  bool enabled() const { return k_ != 0; }
 
   // Session I/O thread.
   void record(tap::Direction d, const tap::FrameHeader& h, std::chrono::milliseconds since_start);
   void record_close(tap::Direction d, std::uint16_t code, std::string_view reason);
-  // At session end: the log, for the session summary. Nothing is recorded after.
+  // At session end: a copy of the frames for the session summary (null when
+  // none were seen). Nothing is recorded after; readers still see them.
   std::shared_ptr<const FlightLog> release();
 
-  // Any thread.
+  // Any thread, while the recorder lives.
   nlohmann::json to_json() const;
 
   // Bytes one session spends on its recorder once it has seen a frame: the
@@ -104,8 +114,24 @@ class FlightRecorder {
   static std::size_t footprint_bytes(std::uint16_t frames_per_direction);
 
  private:
-  mutable std::mutex mutex_;
-  FlightLog log_;
+  // An entry is three 32-bit words (RecordedFrame's fields), stored as
+  // relaxed atomics under a sequence lock per direction: the writer pays
+  // plain stores, a reader copies and retries if a write overlapped.
+  using Word = std::atomic<std::uint32_t>;
+  static constexpr std::size_t kWords = 3;
+
+  FlightLog snapshot() const;
+  bool copy_direction(std::size_t dir, const Word* block, FlightLog& out) const;
+
+  std::atomic<Word*> block_{nullptr};  // 2 * k_ entries; freed with the recorder
+  std::atomic<std::uint32_t> seq_[2] = {};
+  std::atomic<std::uint16_t> head_[2] = {};
+  std::atomic<std::uint16_t> count_[2] = {};
+  std::uint16_t k_;
+  bool released_ = false;
+  // Close reasons: set once per direction, read by the admin thread.
+  mutable std::mutex reasons_mutex_;
+  std::unique_ptr<std::string[]> reasons_;
 };
 
 }  // namespace wsgate::proxy
