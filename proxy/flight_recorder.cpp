@@ -198,7 +198,7 @@ bool FlightRecorder::copy_direction(std::size_t dir, const Word* block, FlightLo
   return false;
 }
 
-FlightLog FlightRecorder::snapshot() const {
+FlightLog FlightRecorder::snapshot(bool& complete) const {
   FlightLog out(k_);
   const Word* block = block_.load(std::memory_order_acquire);
   if (!block) return out;
@@ -206,6 +206,7 @@ FlightLog FlightRecorder::snapshot() const {
   for (std::size_t dir = 0; dir < 2; ++dir)
     if (!copy_direction(dir, block, out)) {
       out.set_ring(dir, 0, 0);
+      complete = false;
       spdlog::warn("flight recorder: no consistent copy of a busy session's {} frames",
                    tap::to_string(static_cast<tap::Direction>(dir)));
     }
@@ -218,10 +219,16 @@ FlightLog FlightRecorder::snapshot() const {
 std::shared_ptr<const FlightLog> FlightRecorder::release() {
   released_ = true;
   if (!block_.load(std::memory_order_relaxed)) return nullptr;
-  return std::make_shared<const FlightLog>(snapshot());
+  bool complete = true;  // this thread is the writer: always
+  return std::make_shared<const FlightLog>(snapshot(complete));
 }
 
-nlohmann::json FlightRecorder::to_json() const { return snapshot().to_json(); }
+nlohmann::json FlightRecorder::to_json(bool* complete) const {
+  bool whole = true;
+  auto out = snapshot(whole).to_json();
+  if (complete) *complete = whole;
+  return out;
+}
 
 std::size_t FlightRecorder::footprint_bytes(std::uint16_t k) {
   if (k == 0) return sizeof(FlightRecorder);

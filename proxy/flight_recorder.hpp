@@ -105,8 +105,10 @@ class FlightRecorder {
   // none were seen). Nothing is recorded after; readers still see them.
   std::shared_ptr<const FlightLog> release();
 
-  // Any thread, while the recorder lives.
-  nlohmann::json to_json() const;
+  // Any thread, while the recorder lives. `complete` (when given) is set to
+  // false if a direction was left out because its writer was busy on every
+  // try (logged at warn).
+  nlohmann::json to_json(bool* complete = nullptr) const;
 
   // Bytes one session spends on its recorder once it has seen a frame: the
   // recorder in the session object plus the block, rounded up to glibc's
@@ -120,7 +122,7 @@ class FlightRecorder {
   using Word = std::atomic<std::uint32_t>;
   static constexpr std::size_t kWords = 3;
 
-  FlightLog snapshot() const;
+  FlightLog snapshot(bool& complete) const;
   bool copy_direction(std::size_t dir, const Word* block, FlightLog& out) const;
 
   std::atomic<Word*> block_{nullptr};  // 2 * k_ entries; freed with the recorder

@@ -136,6 +136,13 @@ ProxyMetrics::ProxyMetrics(pm::Registry& r, std::uint32_t max_private_close_code
                               "the proxy, or 1006 when no close could be sent)")
                         .Register(r)
                         .Add({})),
+      flight_recorder_busy_reads(pm::BuildCounter()
+                                     .Name("wsgate_flight_recorder_busy_reads_total")
+                                     .Help("Live flight recorder reads (/connections/{id}) that "
+                                           "left a direction out: its writer was mid-write on "
+                                           "every try (frames_incomplete in the answer)")
+                                     .Register(r)
+                                     .Add({})),
       handshakes_family_(pm::BuildCounter()
                              .Name("wsgate_handshakes_total")
                              .Help("Client upgrade attempts by outcome")

@@ -105,6 +105,9 @@ class ProxyMetrics {
   // proxy's 1014 (wsgate_closes_total{code="1014",initiator="proxy"}) or,
   // mid-frame, a bare TCP end (code="1006",initiator="upstream").
   prometheus::Counter& upstream_lost;
+  // /connections/{id} reads that left a direction's frames out: its writer
+  // was mid-write on every try.
+  prometheus::Counter& flight_recorder_busy_reads;
 
   prometheus::Counter& accept_error(AcceptError e) { return *accept_errors_[static_cast<int>(e)]; }
   prometheus::Counter& limit_refusal(Limit l) { return *limit_refusals_[static_cast<int>(l)]; }

@@ -649,7 +649,12 @@ void Tunnel::finish() {
 
 nlohmann::json Tunnel::detail() const {
   auto j = snapshot();
-  j["frames"] = recorder_.to_json();
+  bool complete = true;
+  j["frames"] = recorder_.to_json(&complete);
+  if (!complete) {
+    j["frames_incomplete"] = true;
+    gateway_.metrics().flight_recorder_busy_reads.Increment();
+  }
   return j;
 }
 

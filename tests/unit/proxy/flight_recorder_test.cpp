@@ -192,9 +192,20 @@ TEST(FlightRecorder, ReadersOnAnotherThreadSeeWholeEntries) {
   FlightRecorder r(8);
   std::atomic<bool> done{false};
   std::atomic<int> reads{0};
+  std::atomic<std::uint64_t> written{0};
   std::thread reader([&] {
     while (!done.load()) {
-      auto frames = r.to_json();
+      const std::uint64_t before = written.load();
+      bool complete = true;
+      auto frames = r.to_json(&complete);
+      // Both rings (8 each) are full once 16 headers went in; a direction
+      // is left out only when the read says so.
+      if (complete && before >= 16) {
+        ASSERT_EQ(frames.size(), 16u);
+      }
+      if (!complete) {
+        ASSERT_LT(frames.size(), 16u);
+      }
       for (std::size_t i = 0; i < frames.size(); ++i) {
         auto& f = frames[i];
         // Each entry was written as one: its length matches its opcode.
@@ -209,6 +220,7 @@ TEST(FlightRecorder, ReadersOnAnotherThreadSeeWholeEntries) {
   for (std::uint64_t i = 0; i < 200000 || (reads.load() < 10 && i < 100000000); ++i) {
     std::uint8_t op = static_cast<std::uint8_t>(i % 3);
     r.record(i % 2 ? kC2U : kU2C, hdr(op, i * 16 + op), milliseconds(i / 100));
+    written.store(i + 1);
   }
   done = true;
   reader.join();
