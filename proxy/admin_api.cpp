@@ -70,6 +70,20 @@ AdminApi::AdminApi(Gateway& gw, AdminRouter& router) {
         return out;
       },
       AdminAccess::users);
+  // One live session with its flight recorder, by correlation ID.
+  router.handle(
+      "/connections/",
+      [&gw](const AdminRequest& req) {
+        std::string_view id = req.path;
+        id.remove_prefix(std::string_view("/connections/").size());
+        std::shared_ptr<LiveSession> held;
+        auto session = id.empty() ? nlohmann::json(nullptr) : gw.session_json(id, held);
+        if (held) Gateway::release_on_owners({std::move(held)});
+        if (session.is_null())
+          return AdminResponse::json_error(404, "no live session with that id");
+        return AdminResponse::json(200, dump_json(session) + "\n");
+      },
+      AdminAccess::users);
 }
 
 }  // namespace wsgate::proxy

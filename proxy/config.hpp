@@ -83,6 +83,10 @@ struct ProxyConfig {
   std::size_t incident_queue_max_bytes = 64u << 20;
   std::size_t incident_log_max_line_bytes = 4u << 20;
   std::size_t last_message_capture_bytes = 4096;
+  // Flight recorder: frame headers kept per direction per session (0: off).
+  std::uint16_t flight_recorder_frames = 16;
+  // Pings per direction waiting for their pong, each an RTT sample (1-4).
+  std::size_t ping_rtt_window = 4;
 
   // Admin endpoints. A non-empty token is required (Authorization: Bearer)
   // by the endpoints that name users, and by all of them with scope "all".

@@ -133,6 +133,16 @@ void Gateway::release_on_owners(std::vector<std::shared_ptr<LiveSession>>&& held
   held.clear();
 }
 
+nlohmann::json Gateway::session_json(std::string_view correlation_id,
+                                     std::shared_ptr<LiveSession>& held) const {
+  for (auto& s : sessions_.live())
+    if (s->correlation_id() == correlation_id) {
+      held = s;
+      return s->detail();
+    }
+  return nullptr;
+}
+
 void Gateway::drain_all() {
   for (auto& s : sessions_.live()) s->drain();
   for (auto& h : pending_handshakes_.live()) h->abort_for_drain();
@@ -156,12 +166,21 @@ void Gateway::set_draining() {
 }
 
 void Gateway::report_session_end(const SessionSummary& s) {
-  metrics_.close(s.code, s.initiator).Increment();
-  if (s.code == kCloseInternalError)  // the Grafana panel jumps from the 1011 spike to this session
+  // wsgate_closes_total counts what the client received: a close of the
+  // proxy's own that replaced a peer's abnormal end counts under its code.
+  // The upstream's end stays visible in wsgate_upstream_lost_total.
+  const bool proxy_sent = s.proxy_close_to_client != 0;
+  const std::uint16_t client_code = proxy_sent ? s.proxy_close_to_client : s.code;
+  const Initiator client_initiator = proxy_sent ? Initiator::proxy : s.initiator;
+  metrics_.close(client_code, client_initiator).Increment();
+  if (s.code == kCloseAbnormal && s.initiator == Initiator::upstream)
+    metrics_.upstream_lost.Increment();
+  if (client_code ==
+      kCloseInternalError)  // the Grafana panel jumps from the 1011 spike to this session
     exemplars_.record(
         "wsgate_closes_total",
-        {{"code", metrics_.close_label(s.code)},
-         {"initiator", std::string(to_string(s.initiator))}},
+        {{"code", metrics_.close_label(client_code)},
+         {"initiator", std::string(to_string(client_initiator))}},
         Exemplar{{{"trace_id", s.correlation_id}}, 1, std::chrono::system_clock::now()});
   metrics_.connection_duration_seconds.Observe(static_cast<double>(s.duration.count()) / 1000.0);
   auto level = s.code == kCloseInternalError ? spdlog::level::warn : spdlog::level::info;

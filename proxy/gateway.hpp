@@ -45,6 +45,9 @@ class LiveSession {
   // The session's worker: the only thread that may run its handlers or
   // destroy it.
   virtual boost::asio::any_io_executor executor() const = 0;
+  // One session in full (its flight recorder too), for /connections/{id}.
+  virtual nlohmann::json detail() const = 0;
+  virtual std::string_view correlation_id() const = 0;  // any thread
 };
 
 // What happens with a finished session beyond metrics and the close log line
@@ -99,6 +102,10 @@ class Gateway {
   // Drops each reference on its session's worker, where a session may be
   // destroyed (its sockets belong to that worker's reactor).
   static void release_on_owners(std::vector<std::shared_ptr<LiveSession>>&& held);
+  // detail() of the live session with this correlation ID, null if none;
+  // the reference taken goes to `held` (see sessions_json).
+  nlohmann::json session_json(std::string_view correlation_id,
+                              std::shared_ptr<LiveSession>& held) const;
   void drain_all();
 
   // Connections between accept and the 101 (drain waits for them, and ends

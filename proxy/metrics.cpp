@@ -124,6 +124,26 @@ ProxyMetrics::ProxyMetrics(pm::Registry& r, std::uint32_t max_private_close_code
                                       "bucket because --rate-limit-max-ips were tracked")
                                 .Register(r)
                                 .Add({})),
+      ping_rtt_evicted(pm::BuildCounter()
+                           .Name("wsgate_ping_rtt_evicted_total")
+                           .Help("Pings dropped from a direction's outstanding window "
+                                 "(--ping-rtt-window) before their pong: no RTT sample")
+                           .Register(r)
+                           .Add({})),
+      upstream_lost(pm::BuildCounter()
+                        .Name("wsgate_upstream_lost_total")
+                        .Help("Sessions whose upstream ended without a close frame; the "
+                              "client's close is counted in wsgate_closes_total (1014 from "
+                              "the proxy, or 1006 when no close could be sent)")
+                        .Register(r)
+                        .Add({})),
+      flight_recorder_busy_reads(pm::BuildCounter()
+                                     .Name("wsgate_flight_recorder_busy_reads_total")
+                                     .Help("Live flight recorder reads (/connections/{id}) that "
+                                           "left a direction out: its writer was mid-write on "
+                                           "every try (frames_incomplete in the answer)")
+                                     .Register(r)
+                                     .Add({})),
       handshakes_family_(pm::BuildCounter()
                              .Name("wsgate_handshakes_total")
                              .Help("Client upgrade attempts by outcome")

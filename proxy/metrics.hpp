@@ -125,6 +125,16 @@ class ProxyMetrics {
   prometheus::Gauge& handshakes_in_flight;
   // New IPs the handshake-rate table had no room for (let through).
   prometheus::Counter& rate_limit_table_full;
+  // Pings evicted from a direction's outstanding window (--ping-rtt-window)
+  // before their pong came: no RTT sample for them.
+  prometheus::Counter& ping_rtt_evicted;
+  // Sessions whose upstream ended without a close frame. The client got the
+  // proxy's 1014 (wsgate_closes_total{code="1014",initiator="proxy"}) or,
+  // mid-frame, a bare TCP end (code="1006",initiator="upstream").
+  prometheus::Counter& upstream_lost;
+  // /connections/{id} reads that left a direction's frames out: its writer
+  // was mid-write on every try.
+  prometheus::Counter& flight_recorder_busy_reads;
 
   prometheus::Counter& accept_error(AcceptError e) { return *accept_errors_[static_cast<int>(e)]; }
   prometheus::Counter& limit_refusal(Limit l) { return *limit_refusals_[static_cast<int>(l)]; }

@@ -189,6 +189,17 @@ std::optional<ProxyOptions> parse_options(int argc, char** argv, int& exit_code)
                  "--handshake-timeout-ms)")
       ->check(positive_up_to(3600000))
       ->capture_default_str();
+  app.add_option("--flight-recorder-frames", c.flight_recorder_frames,
+                 "Frame headers kept per direction per session for incidents and /connections/{id} "
+                 "(0: off; 12 bytes each, allocated on the first frame)")
+      ->check(CLI::Range(0, 1024))
+      ->capture_default_str();
+  app.add_option(
+         "--ping-rtt-window", c.ping_rtt_window,
+         "Pings per direction awaiting their pong, each timed into wsgate_ping_rtt_seconds; past "
+         "it the oldest is dropped (wsgate_ping_rtt_evicted_total)")
+      ->check(CLI::Range(1, 4))
+      ->capture_default_str();
   app.add_option("--idle-timeout", idle_s, "Close sessions idle this many seconds (0: never)")
       ->check(CLI::Range(0, 7 * 86400))
       ->capture_default_str();

@@ -3,12 +3,15 @@
 // the metrics and an incident are made from.
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include "proxy/close_codes.hpp"
 #include "proxy/tap/frame_tap.hpp"
 
 namespace wsgate::proxy {
+
+class FlightLog;
 
 struct DirectionSummary {
   std::uint64_t frames = 0;
@@ -37,6 +40,9 @@ struct SessionSummary {
   Initiator initiator = Initiator::proxy;
   bool close_handshake_complete = false;
   std::string end_detail;  // how the TCP side ended: "eof from upstream", "idle timeout", ...
+  // The close the proxy wrote to the client itself when the recorded close is
+  // a peer's abnormal end (1014 after the upstream died); 0 when none went.
+  std::uint16_t proxy_close_to_client = 0;
 
   DirectionSummary client_to_upstream;
   DirectionSummary upstream_to_client;
@@ -45,6 +51,9 @@ struct SessionSummary {
   std::string last_upstream_message;
   bool last_upstream_message_truncated = false;
   bool last_upstream_message_compressed = false;
+
+  // The flight recorder's frames (null when it is off or saw none).
+  std::shared_ptr<const FlightLog> flight;
 };
 
 }  // namespace wsgate::proxy

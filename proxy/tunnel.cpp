@@ -26,16 +26,12 @@ tap::TapConfig tap_config(const ProxyConfig& cfg, Direction d, bool deflate) {
   t.max_message_bytes = cfg.max_message_bytes;
   t.max_fragments_per_message = cfg.max_fragments_per_message;
   t.capture_text_bytes = d == Direction::upstream_to_client ? cfg.last_message_capture_bytes : 0;
+  t.report_frames = cfg.flight_recorder_frames > 0;
   return t;
 }
 
-// FNV-1a: matches a pong to its ping for the RTT histogram; a collision
-// would only mis-time one sample.
-std::uint64_t payload_fingerprint(std::span<const std::uint8_t> payload) {
-  std::uint64_t h = 14695981039346656037ull;
-  for (auto b : payload) h = (h ^ b) * 1099511628211ull;
-  return h;
-}
+// Counters in /metrics and /connections are at most this old at a scrape.
+constexpr std::chrono::seconds kStatsFreshness{1};
 
 // A short read below this many bytes means the sender has finished a
 // message and waits for the reply (see Pump::drained).
@@ -65,28 +61,30 @@ Tunnel::Pump::Pump(Tunnel& t, Direction d, AnyStream& src, AnyStream& dst,
       // An upstream TLS stream holds its buffer for the whole session;
       // 16 KiB holds a full TLS record.
       buffer_size(src.is_upstream_tls() ? std::min(buffer_bytes, kUpstreamTlsBuffer)
-                                        : buffer_bytes) {}
+                                        : buffer_bytes),
+      pings(t.gateway_.config().ping_rtt_window) {}
+
+void Tunnel::Pump::on_frame(const tap::FrameHeader& h) {
+  // last_activity_ was stamped by the read that brought this header.
+  tunnel.recorder_.record(dir, h,
+                          std::chrono::duration_cast<std::chrono::milliseconds>(
+                              tunnel.last_activity_ - tunnel.started_));
+}
 
 void Tunnel::Pump::on_close(uint16_t code, std::string_view reason) {
+  tunnel.recorder_.record_close(dir, code, reason);
   tunnel.record_close(
       code, reason, dir == Direction::client_to_upstream ? Initiator::client : Initiator::upstream);
 }
 
 void Tunnel::Pump::on_ping(std::span<const uint8_t> payload) {
-  ping_len = static_cast<std::uint8_t>(payload.size());  // control payloads are <= 125 bytes
-  ping_hash = payload_fingerprint(payload);
-  ping_time = Clock::now();
-  ping_outstanding = true;
+  if (pings.on_ping(payload, Clock::now())) tunnel.gateway_.metrics().ping_rtt_evicted.Increment();
 }
 
 void Tunnel::Pump::on_pong(std::span<const uint8_t> payload) {
-  Pump& pinger = tunnel.other(*this);
-  if (!pinger.ping_outstanding || payload.size() != pinger.ping_len ||
-      payload_fingerprint(payload) != pinger.ping_hash)
-    return;  // unsolicited pong (a heartbeat) or a stale one
-  pinger.ping_outstanding = false;
-  std::chrono::duration<double> rtt = Clock::now() - pinger.ping_time;
-  tunnel.gateway_.metrics().ping_rtt_seconds.Observe(rtt.count());
+  // Unsolicited pongs (heartbeats) and stale ones give no sample.
+  if (auto rtt = tunnel.other(*this).pings.on_pong(payload, Clock::now()))
+    tunnel.gateway_.metrics().ping_rtt_seconds.Observe(std::chrono::duration<double>(*rtt).count());
 }
 
 // ---------------------------------------------------------------- Tunnel
@@ -106,7 +104,8 @@ Tunnel::Tunnel(Gateway& gateway, TunnelParams params)
            tap_config(gateway.config(), Direction::upstream_to_client, params.deflate),
            gateway.config().relay_buffer_bytes),
       timer_(client_.get_executor()),
-      executor_(client_.get_executor()) {
+      executor_(client_.get_executor()),
+      recorder_(gateway.config().flight_recorder_frames) {
   c2u_.early = std::move(params.client_early);
   u2c_.early = std::move(params.upstream_early);
 }
@@ -404,10 +403,20 @@ void Tunnel::flush_inject(Pump& p) {
                      p.writing = false;
                      if (self->finished_) return;
                      if (ec) p.output_closed = true;
+                     self->note_proxy_close(p, ec);
                      if (p.shutdown_pending) self->end_output(p);
                      self->do_read(p);
                      self->maybe_finish();
                    });
+}
+
+void Tunnel::note_proxy_close(const Pump& p, boost::system::error_code ec) {
+  // The client got our close in place of the upstream's missing one: that
+  // is the code it saw (the frame is unmasked: code in bytes 2-3).
+  if (ec || p.dir != Direction::upstream_to_client || p.inject_len < 4 ||
+      summary_.code != kCloseAbnormal || summary_.initiator != Initiator::upstream)
+    return;
+  summary_.proxy_close_to_client = static_cast<std::uint16_t>((p.inject[2] << 8) | p.inject[3]);
 }
 
 void Tunnel::end_output(Pump& p) {
@@ -473,6 +482,8 @@ void Tunnel::arm_timer() {
     next = std::min(next, close_deadline_);
   else if (cfg.idle_timeout.count() > 0)
     next = std::min(next, last_activity_ + cfg.idle_timeout);
+  for (const Pump* p : {&c2u_, &u2c_})
+    if (stats_unflushed(*p)) next = std::min(next, p->last_flush + kStatsFreshness);
   timer_.expires_at(next);
   timer_.async_wait(
       [self = shared_from_this()](boost::system::error_code ec) { self->on_timer(ec); });
@@ -498,6 +509,8 @@ void Tunnel::on_timer(boost::system::error_code ec) {
     inject_close(c2u_, kCloseGoingAway, "idle timeout", false);
     inject_close(u2c_, kCloseGoingAway, "idle timeout", false);
   }
+  for (Pump* p : {&c2u_, &u2c_})
+    if (stats_unflushed(*p) && now - p->last_flush >= kStatsFreshness) flush_stats(*p, now);
   if (now - last_log_ >= cfg.long_session_log_interval) {
     last_log_ = now;
     flush_stats(c2u_);
@@ -525,7 +538,15 @@ void Tunnel::flush_stats(Pump& p) { flush_stats(p, Clock::now()); }
 void Tunnel::flush_stats_if_due(Pump& p) {
   // last_activity_ was stamped by the read this write relays: no second
   // clock read per message.
-  if (last_activity_ - p.last_flush >= std::chrono::seconds(1)) flush_stats(p, last_activity_);
+  if (last_activity_ - p.last_flush >= kStatsFreshness)
+    flush_stats(p, last_activity_);
+  else if (timer_.expiry() > p.last_flush + kStatsFreshness)
+    arm_timer();  // the rest is flushed by the timer if no write comes: once a second at most
+}
+
+bool Tunnel::stats_unflushed(const Pump& p) const {
+  return (gateway_.config().tap_mode == TapMode::off ? p.raw_bytes : p.tap.stats().bytes) !=
+         p.flushed_bytes;
 }
 
 void Tunnel::flush_stats(Pump& p, Clock::time_point now) {
@@ -581,12 +602,24 @@ void Tunnel::finish() {
   summary_.last_upstream_message = std::string(u2c_.tap.last_text());
   summary_.last_upstream_message_truncated = u2c_.tap.last_text_truncated();
   summary_.last_upstream_message_compressed = u2c_.tap.last_text_compressed();
+  summary_.flight = recorder_.release();
 
   gateway_.metrics().connections_active.Decrement();
   gateway_.remove_session(registry_id_);
   gateway_.release(client_ip_);
   upstream_lease_.reset();
   gateway_.report_session_end(summary_);
+}
+
+nlohmann::json Tunnel::detail() const {
+  auto j = snapshot();
+  bool complete = true;
+  j["frames"] = recorder_.to_json(&complete);
+  if (!complete) {
+    j["frames_incomplete"] = true;
+    gateway_.metrics().flight_recorder_busy_reads.Increment();
+  }
+  return j;
 }
 
 nlohmann::json Tunnel::snapshot() const {

@@ -11,7 +11,9 @@
 #include <string>
 
 #include "proxy/close_frame.hpp"
+#include "proxy/flight_recorder.hpp"
 #include "proxy/gateway.hpp"
+#include "proxy/ping_tracker.hpp"
 #include "proxy/session_summary.hpp"
 #include "proxy/stream.hpp"
 #include "proxy/tap/frame_tap.hpp"
@@ -39,6 +41,8 @@ class Tunnel : public LiveSession, public std::enable_shared_from_this<Tunnel> {
 
   void start();
   nlohmann::json snapshot() const override;
+  nlohmann::json detail() const override;
+  std::string_view correlation_id() const override { return summary_.correlation_id; }
   void drain() override;
   boost::asio::any_io_executor executor() const override { return executor_; }
 
@@ -47,6 +51,7 @@ class Tunnel : public LiveSession, public std::enable_shared_from_this<Tunnel> {
   struct Pump final : tap::TapSink {
     Pump(Tunnel& t, tap::Direction d, AnyStream& src, AnyStream& dst, const tap::TapConfig& cfg,
          std::size_t buffer_bytes);
+    void on_frame(const tap::FrameHeader& h) override;
     void on_close(uint16_t code, std::string_view reason) override;
     void on_ping(std::span<const uint8_t> payload) override;
     void on_pong(std::span<const uint8_t> payload) override;
@@ -88,12 +93,8 @@ class Tunnel : public LiveSession, public std::enable_shared_from_this<Tunnel> {
     bool injected_close = false;
     bool shutdown_pending = false;  // end `to` once the write in flight is done
 
-    // Ping seen in this direction, waiting for the pong in the other: only a
-    // fingerprint of its payload is kept, enough to match the pong.
-    bool ping_outstanding = false;
-    std::uint8_t ping_len = 0;
-    std::uint64_t ping_hash = 0;
-    std::chrono::steady_clock::time_point ping_time;
+    // Pings seen in this direction, waiting for their pongs in the other.
+    PingTracker pings;
 
     // Counts already added to Prometheus. Per-kind violation baselines are
     // allocated on the first violation; most sessions never have one.
@@ -124,6 +125,8 @@ class Tunnel : public LiveSession, public std::enable_shared_from_this<Tunnel> {
   // stream can never reach one (mid-frame, tap off), end its TCP instead.
   void inject_close(Pump& p, std::uint16_t code, std::string_view reason, bool then_shutdown);
   void flush_inject(Pump& p);
+  // After an injected close was written: what the client received.
+  void note_proxy_close(const Pump& p, boost::system::error_code ec);
   bool close_relayed(const Pump& p) const;
   void end_output(Pump& p);
 
@@ -141,6 +144,7 @@ class Tunnel : public LiveSession, public std::enable_shared_from_this<Tunnel> {
   void flush_stats(Pump& p);
   void flush_stats(Pump& p, std::chrono::steady_clock::time_point now);
   void flush_stats_if_due(Pump& p);
+  bool stats_unflushed(const Pump& p) const;
 
   Gateway& gateway_;
   AnyStream client_;
@@ -154,6 +158,7 @@ class Tunnel : public LiveSession, public std::enable_shared_from_this<Tunnel> {
   boost::asio::steady_timer timer_;
   boost::asio::any_io_executor executor_;  // the worker's
   std::uint64_t registry_id_ = 0;
+  FlightRecorder recorder_;
 
   std::chrono::steady_clock::time_point started_;
   std::chrono::steady_clock::time_point last_activity_;

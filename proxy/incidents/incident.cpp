@@ -8,6 +8,7 @@
 
 #include "common/admin_server.hpp"
 #include "common/redact.hpp"
+#include "proxy/flight_recorder.hpp"
 
 namespace wsgate::proxy::incidents {
 namespace {
@@ -424,8 +425,10 @@ nlohmann::json build_incident(const SessionSummary& s, std::chrono::system_clock
   j["close_handshake_complete"] = s.close_handshake_complete;
   j["end_detail"] = redacted(s.end_detail);
   j["duration_ms"] = s.duration.count();
-  j["frames"] = {{"client_to_upstream", direction(s.client_to_upstream)},
-                 {"upstream_to_client", direction(s.upstream_to_client)}};
+  j["frame_counts"] = {{"client_to_upstream", direction(s.client_to_upstream)},
+                       {"upstream_to_client", direction(s.upstream_to_client)}};
+  // The flight recorder: the last frames of each direction, oldest first.
+  j["frames"] = s.flight ? s.flight->to_json() : nlohmann::json::array();
   j["last_upstream_message"] = last_message_json(s, capture_bytes);
   if (fetch.outcome == FetchOutcome::ok) {
     j["backend_trace"] = std::move(trace);

@@ -203,6 +203,8 @@ void FrameTap::on_header(const uint8_t* h) noexcept {
     else if (len < 65536) len_violation = Violation::length_not_minimal;
   }
   if (masked_) std::memcpy(mask_, h + pos, 4);
+  if (config_.report_frames && sink_)
+    sink_->on_frame({len, opcode_, static_cast<uint8_t>((b0 >> 4) & 0x07), fin_, masked_});
 
   ++stats_.frames[opcode_];
   stats_.payload_bytes += len;

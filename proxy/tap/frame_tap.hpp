@@ -11,7 +11,8 @@
 // the first text message (once per tap); a data payload with
 // nothing to inspect is skipped in O(1) per chunk; a frame header costs a
 // handful of branches. The sink is called on rare events only (close, ping,
-// pong, violation, end of a data message), never per payload byte.
+// pong, violation, end of a data message), never per payload byte, and per
+// frame header only when report_frames asks for it.
 //
 // After a violation the tap keeps decoding as well as it can (observe mode
 // goes on counting); failed() stays true. In enforce mode the proxy stops
@@ -99,6 +100,16 @@ struct TapConfig {
   uint32_t max_fragments_per_message = 100000; // frames per data message; 0 = no cap
   bool validate_text_utf8 = false;             // check uncompressed text messages (unmasks them)
   size_t capture_text_bytes = 0;               // keep the first N bytes of the last text message
+  bool report_frames = false;                  // call TapSink::on_frame for every frame header
+};
+
+// A decoded frame header, as TapSink::on_frame reports it.
+struct FrameHeader {
+  uint64_t length = 0;  // payload length as announced
+  uint8_t opcode = 0;
+  uint8_t rsv = 0;  // RSV1 = 4, RSV2 = 2, RSV3 = 1
+  bool fin = false;
+  bool masked = false;
 };
 
 // Plain counters, updated on the hot path; the proxy samples and batches them.
@@ -123,6 +134,9 @@ struct TapStats {
 class TapSink {
  public:
   virtual ~TapSink() = default;
+  // Every complete frame header, before any other event of that frame; only
+  // with TapConfig::report_frames (the flight recorder's feed).
+  virtual void on_frame(const FrameHeader& h) { (void)h; }
   // A complete close frame; code is 1005 when the payload carries none.
   // Called after on_violation() if the payload was invalid.
   virtual void on_close(uint16_t code, std::string_view reason) { (void)code, (void)reason; }

@@ -23,20 +23,31 @@ namespace {
 
 class FakeSession : public LiveSession {
  public:
+  explicit FakeSession(boost::asio::any_io_executor ex) : executor_(std::move(ex)) {}
+  boost::asio::any_io_executor executor() const override { return executor_; }
   nlohmann::json snapshot() const override {
     return {{"correlation_id", "fuzz-session-1"},
             {"client", "127.0.0.1:1\xff"},
             {"target", "/ws?q=\xc3\x28\xff"},
             {"age_ms", 1}};
   }
+  nlohmann::json detail() const override {
+    auto j = snapshot();
+    j["frames"] = nlohmann::json::array({{{"opcode", 1}, {"close_reason", "\xc3\x28"}}});
+    return j;
+  }
+  std::string_view correlation_id() const override { return "fuzz-session-1"; }
   void drain() override {}
+
+ private:
+  boost::asio::any_io_executor executor_;
 };
 
 struct World {
   boost::asio::io_context ioc;
   std::unique_ptr<Gateway> gateway;
   incidents::IncidentStore store{incidents::StoreOptions{.capacity = 16}};
-  std::shared_ptr<FakeSession> session = std::make_shared<FakeSession>();
+  std::shared_ptr<FakeSession> session = std::make_shared<FakeSession>(ioc.get_executor());
   AdminRouter router;
   std::unique_ptr<AdminApi> api;
 

@@ -72,7 +72,7 @@ def test_upstream_without_trace_endpoint(tmp_path, upstream, procs):
     assert inc["last_upstream_message"] == {
         "text": '{"type":"error","code":"INTERNAL","token":"[REDACTED]"}',
         "truncated": False, "compressed": False}
-    assert inc["frames"]["upstream_to_client"]["messages"] == 1
+    assert inc["frame_counts"]["upstream_to_client"]["messages"] == 1
     assert metric_value(proxy, "wsgate_incidents_total", {"code": "1011", "stage": "unknown"}) == 1
     assert metric_value(proxy, "wsgate_incident_trace_fetch_total", {"outcome": "no_url"}) == 1
     # The token passed through the proxy twice; it is nowhere in what we keep.
@@ -311,7 +311,7 @@ def test_compression_bomb_relayed_unchanged_and_inflated_only_to_the_cap(tmp_pat
         last = inc["last_upstream_message"]
         assert (last["compressed"], last["inflated"], last["truncated"]) == (True, True, True), last
         assert last["text"] == "A" * 4096
-        wire = inc["frames"]["upstream_to_client"]["bytes"]
+        wire = inc["frame_counts"]["upstream_to_client"]["bytes"]
         assert wire < (1 << 20), wire  # it crossed the proxy compressed
         # Relaying it never needed memory on the scale of the inflated bomb.
         assert rss_kib(proxy.proc.pid) - before < 16 * 1024

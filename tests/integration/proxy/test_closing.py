@@ -24,7 +24,11 @@ def test_upstream_dies_client_gets_1014(upstream, proxy_factory):
     assert reader.read_close() == (1014, "upstream went away")
     assert reader.eof()
     admin = proxy.ports["admin"]
-    wait_for(lambda: metric(admin, "wsgate_closes_total", code="1006", initiator="upstream") == 1)
+    # Counted as the client received it; the upstream's end has its own counter.
+    wait_for(lambda: metric(admin, "wsgate_closes_total", code="1014", initiator="proxy") == 1,
+             what="1014 from the proxy counted")
+    assert metric(admin, "wsgate_upstream_lost_total") == 1
+    assert metric(admin, "wsgate_closes_total", code="1006", initiator="upstream") == 0
 
 
 def test_upstream_dies_mid_frame_bare_tcp_close(upstream, proxy_factory):
@@ -43,7 +47,10 @@ def test_upstream_dies_mid_frame_bare_tcp_close(upstream, proxy_factory):
     # was spliced into the middle of a frame.
     assert reader.buf + data == b"\x82\x7e\x10\x00partial"
     admin = proxy.ports["admin"]
+    # No close could reach the client: it saw a bare TCP end, 1006.
     wait_for(lambda: metric(admin, "wsgate_closes_total", code="1006", initiator="upstream") == 1)
+    assert metric(admin, "wsgate_upstream_lost_total") == 1
+    assert metric(admin, "wsgate_closes_total", code="1014", initiator="proxy") == 0
 
 
 # A close frame that arrives together with its sender's FIN gives one

@@ -148,10 +148,11 @@ TEST(IncidentRecord, HasEveryDesignField) {
                               {"reason", "Factory SSOT validation failed"},
                               {"initiator", "upstream"}}));
   EXPECT_EQ(j["duration_ms"], 42);
-  EXPECT_EQ(j["frames"]["client_to_upstream"],
+  EXPECT_EQ(j["frame_counts"]["client_to_upstream"],
             json({{"frames", 3}, {"bytes", 120}, {"messages", 2}}));
-  EXPECT_EQ(j["frames"]["upstream_to_client"],
+  EXPECT_EQ(j["frame_counts"]["upstream_to_client"],
             json({{"frames", 4}, {"bytes", 300}, {"messages", 1}}));
+  EXPECT_EQ(j["frames"], json::array());  // no flight recorder in this summary
   EXPECT_EQ(j["last_upstream_message"]["text"], R"({"type":"error","code":"FACTORY_INIT_FAILED"})");
   EXPECT_EQ(j["last_upstream_message"]["truncated"], false);
   EXPECT_EQ(j["last_upstream_message"]["compressed"], false);

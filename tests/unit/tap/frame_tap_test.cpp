@@ -7,6 +7,8 @@
 #include <gtest/gtest.h>
 
 #include <set>
+#include <string>
+#include <vector>
 
 #include "tests/unit/tap/split_check.hpp"
 
@@ -563,4 +565,67 @@ TEST(FrameTap, ViolationLabelsAreStableSnakeCase) {
   EXPECT_EQ(to_string(Direction::upstream_to_client), "upstream_to_client");
   EXPECT_EQ(opcode_label(0), "continuation");
   EXPECT_EQ(opcode_label(0xA), "pong");
+}
+
+// ---------------------------------------------------------------- frame headers
+
+namespace {
+
+struct HeaderSink : TapSink {
+  std::vector<FrameHeader> headers;
+  std::vector<std::string> order;  // on_frame before the frame's other events
+  void on_frame(const FrameHeader& h) override {
+    headers.push_back(h);
+    order.push_back("frame");
+  }
+  void on_close(uint16_t, std::string_view) override { order.push_back("close"); }
+};
+
+}  // namespace
+
+TEST(FrameTap, ReportsEveryFrameHeaderWhenAsked) {
+  const Bytes in =
+      concat(cframe(kText, bytes("abc"), FrameOpts{.fin = false}), cframe(kCont, filled(300)),
+             cframe(kPing, {}), cframe(kClose, close_payload(1000)));
+  for (size_t split : {size_t{0}, size_t{1}, size_t{3}, in.size() - 1}) {
+    SCOPED_TRACE(split);
+    TapConfig cfg = client_cfg();
+    cfg.report_frames = true;
+    HeaderSink sink;
+    FrameTap tap(cfg, &sink);
+    tap.feed(in.data(), split);
+    tap.feed(in.data() + split, in.size() - split);
+    ASSERT_EQ(sink.headers.size(), 4u);
+    EXPECT_EQ(sink.headers[0].opcode, kText);
+    EXPECT_FALSE(sink.headers[0].fin);
+    EXPECT_EQ(sink.headers[0].length, 3u);
+    EXPECT_TRUE(sink.headers[0].masked);
+    EXPECT_EQ(sink.headers[1].opcode, kCont);
+    EXPECT_TRUE(sink.headers[1].fin);
+    EXPECT_EQ(sink.headers[1].length, 300u);
+    EXPECT_EQ(sink.headers[2].opcode, kPing);
+    EXPECT_EQ(sink.headers[3].opcode, kClose);
+    EXPECT_EQ(sink.headers[3].length, 2u);
+    EXPECT_EQ(sink.order, (std::vector<std::string>{"frame", "frame", "frame", "frame", "close"}));
+  }
+}
+
+TEST(FrameTap, ReportsRsvBits) {
+  TapConfig cfg = server_cfg();
+  cfg.report_frames = true;
+  HeaderSink sink;
+  FrameTap tap(cfg, &sink);
+  const Bytes in = sframe(kText, bytes("x"), FrameOpts{.rsv = 0x50});
+  tap.feed(in.data(), in.size());
+  ASSERT_EQ(sink.headers.size(), 1u);
+  EXPECT_EQ(sink.headers[0].rsv, 5u);
+  EXPECT_FALSE(sink.headers[0].masked);
+}
+
+TEST(FrameTap, NoFrameHeadersUnlessAsked) {
+  HeaderSink sink;
+  FrameTap tap(client_cfg(), &sink);
+  const Bytes in = concat(cframe(kText, bytes("abc")), cframe(kPing, {}));
+  tap.feed(in.data(), in.size());
+  EXPECT_TRUE(sink.headers.empty());
 }

@@ -1,0 +1,139 @@
+#pragma once
+// The flight recorder: per session, the headers of the last K frames in each
+// direction (and the code and reason of a close), for incidents and
+// /connections/{id}. Entries are 12 bytes in one block allocated on the first
+// frame: K = 16 costs 384 bytes of heap plus the recorder itself (see
+// FlightRecorder::footprint_bytes).
+//
+// The session's I/O thread records; the admin thread reads. The frame path
+// takes no lock: each direction's ring is a sequence lock (two counter
+// stores around three relaxed word stores per frame header), and a reader
+// copies it and retries when a write overlapped.
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <string_view>
+
+#include "proxy/tap/frame_tap.hpp"
+
+namespace wsgate::proxy {
+
+// One frame header as recorded. Lengths past kMaxLength are kept as
+// kMaxLength and shown with "length_capped".
+struct RecordedFrame {
+  static constexpr std::uint64_t kMaxLength = (std::uint64_t{1} << 39) - 1;
+
+  std::uint32_t t_ms = 0;        // since the session started (saturates at ~49 days)
+  std::uint32_t len_lo = 0;      // low 32 bits of the payload length
+  std::uint8_t b0 = 0;           // FIN, RSV1-3, opcode: the frame's first byte
+  std::uint8_t b1 = 0;           // bit 7: masked; bits 0-6: length bits 32-38
+  std::uint16_t close_code = 0;  // close frames whose payload was decoded; 0 otherwise
+
+  std::uint64_t length() const { return (std::uint64_t{b1 & 0x7Fu} << 32) | len_lo; }
+  bool masked() const { return (b1 & 0x80) != 0; }
+  std::uint8_t opcode() const { return b0 & 0x0F; }
+  bool fin() const { return (b0 & 0x80) != 0; }
+  std::uint8_t rsv() const { return (b0 >> 4) & 0x07; }  // RSV1 = 4, RSV2 = 2, RSV3 = 1
+};
+static_assert(sizeof(RecordedFrame) == 12);
+
+// The recorded frames of a session: a ring per direction.
+class FlightLog {
+ public:
+  // Close reasons are kept at most this long (after redaction), cut at a
+  // UTF-8 character boundary.
+  static constexpr std::size_t kMaxReason = 64;
+
+  FlightLog() = default;
+  explicit FlightLog(std::uint16_t per_direction) : k_(per_direction) {}
+
+  void record(tap::Direction d, const tap::FrameHeader& h, std::uint32_t t_ms);
+  // Completes the direction's latest close entry with its code and reason
+  // (redacted, capped): the tap decodes a close payload after its header.
+  void record_close(tap::Direction d, std::uint16_t code, std::string_view reason);
+
+  // Allocates the block (the first record() does it too).
+  void prepare();
+  // Filling a log from a recorder's copy.
+  RecordedFrame* slots(std::size_t dir) { return entries_.get() + dir * k_; }
+  void set_ring(std::size_t dir, std::uint16_t head, std::uint16_t count);
+  void set_reason(std::size_t dir, const std::string& reason);
+
+  // An entry as the recorder stores it.
+  static RecordedFrame encode(const tap::FrameHeader& h, std::uint32_t t_ms);
+
+  bool empty() const { return !entries_; }
+  std::uint16_t capacity() const { return k_; }
+  std::size_t size(tap::Direction d) const { return count_[idx(d)]; }
+  // Heap bytes held (entries and close reasons), without malloc's overhead.
+  std::size_t heap_bytes() const;
+
+  // Both directions, oldest first (ties: client_to_upstream first), as the
+  // incident's `frames`: [{t_ms, direction, opcode, fin, rsv, length,
+  // masked[, close_code, close_reason]}].
+  nlohmann::json to_json() const;
+
+ private:
+  static std::size_t idx(tap::Direction d) { return static_cast<std::size_t>(d); }
+  const RecordedFrame& at(std::size_t dir, std::size_t i) const;  // i-th oldest
+
+  std::unique_ptr<RecordedFrame[]> entries_;  // 2 * k_: direction 0, then 1
+  std::unique_ptr<std::string[]> reasons_;    // per direction, on the first close
+  std::uint16_t k_ = 0;
+  std::uint16_t head_[2] = {};   // next slot to write
+  std::uint16_t count_[2] = {};  // filled slots
+};
+
+class FlightRecorder {
+ public:
+  // frames_per_direction 0 disables it: nothing is recorded or allocated.
+  explicit FlightRecorder(std::uint16_t frames_per_direction) : k_(frames_per_direction) {}
+  ~FlightRecorder();
+  FlightRecorder(const FlightRecorder&) = delete;
+  FlightRecorder& operator=(const FlightRecorder&) = delete;
+
+  bool enabled() const { return k_ != 0; }
+
+  // Session I/O thread.
+  void record(tap::Direction d, const tap::FrameHeader& h, std::chrono::milliseconds since_start);
+  void record_close(tap::Direction d, std::uint16_t code, std::string_view reason);
+  // At session end: a copy of the frames for the session summary (null when
+  // none were seen). Nothing is recorded after; readers still see them.
+  std::shared_ptr<const FlightLog> release();
+
+  // Any thread, while the recorder lives. `complete` (when given) is set to
+  // false if a direction was left out because its writer was busy on every
+  // try (logged at warn).
+  nlohmann::json to_json(bool* complete = nullptr) const;
+
+  // Bytes one session spends on its recorder once it has seen a frame: the
+  // recorder in the session object plus the block, rounded up to glibc's
+  // 16-byte chunks with their 8-byte header.
+  static std::size_t footprint_bytes(std::uint16_t frames_per_direction);
+
+ private:
+  // An entry is three 32-bit words (RecordedFrame's fields), stored as
+  // relaxed atomics under a sequence lock per direction: the writer pays
+  // plain stores, a reader copies and retries if a write overlapped.
+  using Word = std::atomic<std::uint32_t>;
+  static constexpr std::size_t kWords = 3;
+
+  FlightLog snapshot(bool& complete) const;
+  bool copy_direction(std::size_t dir, const Word* block, FlightLog& out) const;
+
+  std::atomic<Word*> block_{nullptr};  // 2 * k_ entries; freed with the recorder
+  std::atomic<std::uint32_t> seq_[2] = {};
+  std::atomic<std::uint16_t> head_[2] = {};
+  std::atomic<std::uint16_t> count_[2] = {};
+  std::uint16_t k_;
+  bool released_ = false;
+  // Close reasons: set once per direction, read by the admin thread.
+  mutable std::mutex reasons_mutex_;
+  std::unique_ptr<std::string[]> reasons_;
+};
+
+}  // namespace wsgate::proxy
