@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Side-by-side benchmark: direct, wsgate, nginx (1 worker) and HAProxy
-# (1 thread), all relaying to the same wsgate-bench echo upstream.
+# (1 thread), all relaying to the same wsgate-bench echo upstream. wsgate
+# runs its shipped default (--threads auto): pinned to one core it starts
+# one worker, matching the peers.
 #
 #   tests/bench/compare.sh BUILD_DIR        (`make bench` runs it on build/)
 #
@@ -241,14 +243,14 @@ start_target() {
       ws_port=$(free_port); wss_port=$(free_port)
       taskset -c "$proxy_cpu" "$wsgate_bin" --listen "127.0.0.1:$ws_port" \
         --admin "127.0.0.1:$(free_port)" --upstream "ws://127.0.0.1:$echo_ws_port" \
-        --tap-mode "$tap" --threads 1 --log-level warn >>"$work/$name.log" 2>&1 &
+        --tap-mode "$tap" --log-level warn >>"$work/$name.log" 2>&1 &
       target_pid=$!
       pids+=("$target_pid")
       wait_port "$ws_port" "$target_pid" || { log "$name (ws) did not start: $(tail -3 "$work/$name.log")"; return 1; }
       taskset -c "$proxy_cpu" "$wsgate_bin" --listen "127.0.0.1:$wss_port" \
         --admin "127.0.0.1:$(free_port)" --upstream "ws://127.0.0.1:$echo_ws_port" \
         --tls-cert "$cert" --tls-key "$key" \
-        --tap-mode "$tap" --threads 1 --log-level warn >>"$work/$name-tls.log" 2>&1 &
+        --tap-mode "$tap" --log-level warn >>"$work/$name-tls.log" 2>&1 &
       target_pid2=$!
       pids+=("$target_pid2")
       wait_port "$wss_port" "$target_pid2" || { log "$name (wss) did not start: $(tail -3 "$work/$name-tls.log")"; return 1; }
