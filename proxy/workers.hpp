@@ -7,6 +7,7 @@
 #include <atomic>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -74,6 +75,11 @@ class Workers {
     // touched from its own thread. Posting to it from elsewhere stays safe.
     boost::asio::io_context ioc{BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO};
     std::optional<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> guard;
+    // Never armed. Making it creates the worker's reactor (an epoll set, an
+    // eventfd, a timerfd) at start: made lazily, by the first session the
+    // worker adopts, it would need three fds just when the process may be
+    // out of them, and its failure would end the process.
+    boost::asio::steady_timer reactor_anchor{ioc};
     std::atomic<std::uint32_t> sessions{0};
     std::thread thread;
   };
