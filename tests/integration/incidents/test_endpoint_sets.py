@@ -36,20 +36,38 @@ def procs():
         p.stop()
 
 
-def start_replica(tmp_path, name, listen="127.0.0.1:0"):
+def start_replica(tmp_path, name, listen="127.0.0.1:0", admin="127.0.0.1:0"):
     secret = os.path.join(str(tmp_path), "jwt.secret")
     with open(secret, "w") as f:
         f.write(JWT_SECRET)
     # One test user holds every session: lift the per-user cap (16).
-    return Proc([BACKEND, "--listen", listen, "--admin", "127.0.0.1:0", "--jwt-secret-file", secret,
+    return Proc([BACKEND, "--listen", listen, "--admin", admin, "--jwt-secret-file", secret,
                  "--context-policy", "fallback", "--fault", FAULT, "--max-connections-per-user", "1000",
                  "--log-format", "json"], str(tmp_path), name)
 
 
-def replicas(tmp_path, procs, n=3):
+def free_port_on(hosts):
+    """A port free on every one of `hosts` (loopback addresses)."""
+    for _ in range(50):
+        with socket.socket() as s:
+            s.bind((hosts[0], 0))
+            port = s.getsockname()[1]
+        try:
+            for h in hosts[1:]:
+                with socket.socket() as t:
+                    t.bind((h, port))
+            return port
+        except OSError:
+            continue
+    raise RuntimeError("no port free on " + ", ".join(hosts))
+
+
+def replicas(tmp_path, procs, n=3, hosts=None, admin_port=0):
     out = []
     for i in range(n):
-        b = start_replica(tmp_path, f"backend{i}")
+        host = hosts[i] if hosts else "127.0.0.1"
+        b = start_replica(tmp_path, f"backend{i}", listen=f"{host}:0", admin=f"{host}:{admin_port}")
+        b.host = host
         procs.append(b)
         out.append(b)
     return out
@@ -58,7 +76,7 @@ def replicas(tmp_path, procs, n=3):
 def proxy_for(tmp_path, procs, backends, extra=()):
     args = []
     for b in backends:
-        args += ["--upstream-endpoint", f"127.0.0.1:{b.listen}"]
+        args += ["--upstream-endpoint", f"{b.host}:{b.listen}"]
     # The URL's host names only Host and SNI: nothing listens on port 1.
     p = start_proxy(str(tmp_path), "ws://backend.invalid:1", extra=args + list(extra), threads=2)
     procs.append(p)
@@ -96,13 +114,21 @@ async def ping_and_close(ws):
 
 
 def traced_by(backend, cid):
-    status, _, _ = http_get(backend.admin_url(f"/debug/traces/{cid}"))
+    status, _, _ = http_get(f"http://{backend.host}:{backend.admin}/debug/traces/{cid}")
     return status == 200
 
 
-def test_three_replicas_share_300_sessions_and_every_incident_names_its_replica(tmp_path, procs):
-    backends = replicas(tmp_path, procs)
-    proxy = proxy_for(tmp_path, procs, backends)
+def test_three_replicas_share_300_sessions_and_every_incident_carries_its_replicas_trace(tmp_path, procs):
+    # Three replicas on three loopback addresses, each serving its traces on
+    # the same admin port, as pods behind a headless Service do: the trace
+    # URL names the endpoint the session used.
+    hosts = ["127.0.0.2", "127.0.0.3", "127.0.0.4"]
+    admin_port = free_port_on(hosts)
+    backends = replicas(tmp_path, procs, hosts=hosts, admin_port=admin_port)
+    # 300 sessions close at once: room for all their trace fetches together.
+    proxy = proxy_for(tmp_path, procs, backends, extra=[
+        "--upstream-trace-url", f"http://{{upstream_host}}:{admin_port}/debug/traces/{{correlation_id}}",
+        "--trace-fetch-concurrency", "300"])
     token = make_token(str(tmp_path), thread_id="thread-1")
     uri = f"ws://127.0.0.1:{proxy.listen}/ws"
     cids = [f"ep-bal-{i:04d}" for i in range(300)]
@@ -119,7 +145,7 @@ def test_three_replicas_share_300_sessions_and_every_incident_names_its_replica(
     live, codes = asyncio.run(asyncio.wait_for(run(), 240))
     assert codes == [1011] * 300
     assert set(live) == set(cids)
-    by_port = {f"127.0.0.1:{b.listen}": b for b in backends}
+    by_port = {f"{b.host}:{b.listen}": b for b in backends}
     assert {c["upstream_endpoint"] for c in live.values()} == set(by_port)
 
     wait_for(lambda: incidents(proxy, "?limit=1000")["count"] >= 300, 60, what="300 incidents")
@@ -131,6 +157,12 @@ def test_three_replicas_share_300_sessions_and_every_incident_names_its_replica(
         assert endpoint == live[cid]["upstream_endpoint"]
         per_replica[endpoint] += 1
     print(f"sessions per replica: {per_replica}")
+    # Every incident found its trace at the replica that served it.
+    assert metric_value(proxy, "wsgate_incident_trace_fetch_total", {"outcome": "ok"}) == 300
+    assert metric_value(proxy, "wsgate_incident_trace_fetch_total", {"outcome": "not_found"}) in (None, 0)
+    for cid, inc in recorded.items():
+        assert inc["trace_fetch"]["outcome"] == "ok", (cid, inc["trace_fetch"])
+        assert inc["backend_trace"]["correlation_id"] == cid
     counts = sorted(per_replica.values())
     assert counts[0] > 0 and counts[-1] <= counts[0] * 1.2, per_replica
     # The replica each incident names is the one that traced the session,
@@ -202,6 +234,7 @@ def test_killed_replica_is_ejected_and_returns(tmp_path, procs):
 
     # Restarted on its port, it returns to rotation once its back-off lets a probe through.
     restarted = start_replica(tmp_path, "backend1-restarted", listen=victim_name)
+    restarted.host = victim.host
     procs.append(restarted)
 
     async def phase_two():
