@@ -20,6 +20,7 @@
 
 #include "common/admin_server.hpp"
 #include "common/endpoint.hpp"
+#include "common/url_encode.hpp"
 #include "common/version.hpp"
 #include "proxy/incidents/incident.hpp"
 
@@ -79,27 +80,12 @@ std::vector<std::string> system_resolve(const std::string& host, std::string& er
   return out;
 }
 
-std::string percent_encode(std::string_view in) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : in) {
-    if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
-      out += static_cast<char>(c);
-    } else {
-      out += '%';
-      out += kHex[c >> 4];
-      out += kHex[c & 15];
-    }
-  }
-  return out;
-}
-
 std::string incidents_target(const std::vector<std::pair<std::string, std::string>>& params) {
   std::string t = "/incidents";
   char sep = '?';
   for (const auto& [k, v] : params) {
     t += sep;
-    t += percent_encode(k) + "=" + percent_encode(v);
+    t += url_encode(k) + "=" + url_encode(v);
     sep = '&';
   }
   return t;
@@ -499,7 +485,7 @@ int cmd_list(const Client& client, const std::vector<Replica>& replicas, const C
 
 int cmd_show(const Client& client, const std::vector<Replica>& replicas, const Common& common,
              const std::string& id) {
-  auto replies = get_all(client, replicas, "/incidents/" + percent_encode(id));
+  auto replies = get_all(client, replicas, "/incidents/" + url_encode(id));
   std::vector<Row> found;
   std::size_t answered = 0;
   for (std::size_t i = 0; i < replicas.size(); ++i) {

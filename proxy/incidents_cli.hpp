@@ -49,7 +49,6 @@ std::vector<std::string> system_resolve(const std::string& host, std::string& er
 // "/incidents?code=1011&stage=..." with every value percent-encoded, in the
 // order given.
 std::string incidents_target(const std::vector<std::pair<std::string, std::string>>& params);
-std::string percent_encode(std::string_view in);
 
 // One incident as fetched, tagged with the replica that holds it.
 struct Row {

@@ -18,15 +18,14 @@
 #include <vector>
 
 #include "common/admin_server.hpp"
+#include "common/url_encode.hpp"
 #include "proxy/incidents/incident_store.hpp"
 
 namespace wsgate::proxy::incidents {
 
 // Text for an HTML text node or a quoted attribute value: & < > " ' escaped.
 std::string html_escape(std::string_view text);
-// Every byte outside A-Z a-z 0-9 - . _ ~ as %XX: safe in a path segment or a
-// query value.
-std::string url_encode(std::string_view text);
+using wsgate::url_encode;  // for path segments and query values
 
 // The fields of one record the list shows and groups on.
 struct IncidentRow {

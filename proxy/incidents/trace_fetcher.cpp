@@ -1,5 +1,6 @@
 #include "proxy/incidents/trace_fetcher.hpp"
 
+#include <algorithm>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
@@ -7,11 +8,11 @@
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-
-#include <algorithm>
 #include <cctype>
 #include <cstdio>
 #include <optional>
+
+#include "common/url_encode.hpp"
 
 namespace wsgate::proxy::incidents {
 
@@ -31,8 +32,9 @@ struct HttpUrl {
 std::optional<HttpUrl> parse_http_url(std::string_view url, std::string& error) {
   constexpr std::string_view kScheme = "http://";
   if (url.size() < kScheme.size() ||
-      !std::equal(kScheme.begin(), kScheme.end(), url.begin(),
-                  [](char a, char b) { return a == std::tolower(static_cast<unsigned char>(b)); })) {
+      !std::equal(kScheme.begin(), kScheme.end(), url.begin(), [](char a, char b) {
+        return a == std::tolower(static_cast<unsigned char>(b));
+      })) {
     error = url.starts_with("https://") ? "https trace URLs are not supported (use http://)"
                                         : "trace URL is not http://";
     return std::nullopt;
@@ -100,19 +102,19 @@ class FetchOp : public std::enable_shared_from_this<FetchOp> {
       beast::error_code ignored;
       self->stream_->socket().close(ignored);
     });
-    resolver_.async_resolve(url_.host, url_.port,
-                            [self = shared_from_this()](beast::error_code ec,
-                                                        tcp::resolver::results_type results) {
-                              self->on_resolve(ec, std::move(results));
-                            });
+    resolver_.async_resolve(
+        url_.host, url_.port,
+        [self = shared_from_this()](beast::error_code ec, tcp::resolver::results_type results) {
+          self->on_resolve(ec, std::move(results));
+        });
   }
 
   void on_resolve(beast::error_code ec, tcp::resolver::results_type results) {
     if (ec) return fail(ec, "resolve");
-    stream_->async_connect(results, [self = shared_from_this()](beast::error_code ec2,
-                                                                const tcp::endpoint&) {
-      self->on_connect(ec2);
-    });
+    stream_->async_connect(
+        results, [self = shared_from_this()](beast::error_code ec2, const tcp::endpoint&) {
+          self->on_connect(ec2);
+        });
   }
 
   void on_connect(beast::error_code ec) {
@@ -135,10 +137,9 @@ class FetchOp : public std::enable_shared_from_this<FetchOp> {
   }
 
   void do_read() {
-    http::async_read(*stream_, buffer_, *parser_,
-                     [self = shared_from_this()](beast::error_code ec, std::size_t) {
-                       self->on_read(ec);
-                     });
+    http::async_read(
+        *stream_, buffer_, *parser_,
+        [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_read(ec); });
   }
 
   void on_read(beast::error_code ec) {
@@ -172,8 +173,9 @@ class FetchOp : public std::enable_shared_from_this<FetchOp> {
     timer_.cancel();
     close_stream();
     if (timed_out_)
-      return finish(FetchOutcome::timeout,
-                    "timeout after " + std::to_string(options_.timeout.count()) + " ms" + tries_suffix());
+      return finish(
+          FetchOutcome::timeout,
+          "timeout after " + std::to_string(options_.timeout.count()) + " ms" + tries_suffix());
     if (ec == net::error::connection_refused)
       return retry_or_finish(FetchOutcome::refused, "connection refused");
     return finish(FetchOutcome::error, std::string(what) + ": " + ec.message() + tries_suffix());
@@ -234,24 +236,6 @@ class FetchOp : public std::enable_shared_from_this<FetchOp> {
 
 }  // namespace
 
-namespace {
-
-std::string percent_encoded(std::string_view s) {
-  std::string encoded;
-  for (unsigned char c : s) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      encoded += static_cast<char>(c);
-    } else {
-      char buf[4];
-      std::snprintf(buf, sizeof buf, "%%%02X", c);
-      encoded += buf;
-    }
-  }
-  return encoded;
-}
-
-}  // namespace
-
 std::string expand_trace_url(std::string_view tmpl, std::string_view cid) {
   return expand_trace_url(tmpl, cid, {});
 }
@@ -263,10 +247,10 @@ std::string expand_trace_url(std::string_view tmpl, std::string_view cid,
   if (colon != std::string_view::npos &&
       upstream_endpoint.find(']', colon) != std::string_view::npos)
     colon = std::string_view::npos;
-  const std::string values[] = {
-      percent_encoded(cid), std::string(upstream_endpoint.substr(0, colon)),
-      colon == std::string_view::npos ? std::string()
-                                      : std::string(upstream_endpoint.substr(colon + 1))};
+  const std::string values[] = {url_encode(cid), std::string(upstream_endpoint.substr(0, colon)),
+                                colon == std::string_view::npos
+                                    ? std::string()
+                                    : std::string(upstream_endpoint.substr(colon + 1))};
   std::string out;
   std::size_t pos = 0;
   while (pos < tmpl.size()) {
