@@ -354,10 +354,15 @@ def check(run):
     if problems:
         raise Failure("the notification does not name the cause:\n  " + "\n  ".join(problems))
 
-    # Follow the links as on-call would. The browser page may not be part of
-    # this build; its JSON twin (same filters) always is.
-    status, _ = get(links["incidents_url"])
+    # Follow the links as on-call would: the browser page first, then the
+    # JSON of every replica.
+    status, page = get(links["incidents_url"])
     print(f"== GET {links['incidents_url']} -> {status}")
+    busiest_ids = next(r["ids"] for r in replicas.values() if r["admin"] == busiest)
+    if status != 200:
+        raise Failure(f"the incident browser link answered {status}: {page[:200]}")
+    if stage not in page or not any(cid in page for cid in busiest_ids):
+        raise Failure(f"the incident browser page does not show the storm at {stage}")
     for r in replicas.values():
         url = per_replica[r["admin"]]
         if r["admin"] == busiest:
