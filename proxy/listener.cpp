@@ -19,6 +19,7 @@ using tcp = net::ip::tcp;
 Listener::Listener(Workers& workers, Gateway& gateway, const tcp::endpoint& ep)
     : workers_(workers),
       gateway_(gateway),
+      protocol_(ep.protocol()),
       acceptor_(workers.context(0)),
       backoff_timer_(workers.context(0)) {
   acceptor_.open(ep.protocol());
@@ -83,18 +84,17 @@ void Listener::hand_off(int fd) {
       if (fd >= 0) ::close(fd);
     }
   };
-  net::post(ioc, [&gateway = gateway_, &ioc, pending = PendingFd(fd),
-                  protocol = acceptor_.local_endpoint().protocol(),
+  net::post(ioc, [&gateway = gateway_, &ioc, pending = PendingFd(fd), protocol = protocol_,
                   load = workers_.count_session(worker)]() mutable {
     tcp::socket socket(ioc);
     boost::system::error_code ec;
     socket.assign(protocol, pending.fd, ec);
-    if (!ec) pending.fd = -1;  // the socket owns it now
     if (ec) {
       gateway.metrics().accept_error(classify_accept_error(ec)).Increment();
       spdlog::warn("cannot adopt an accepted connection: {}", ec.message());
       return;
     }
+    pending.fd = -1;  // the socket owns it now
     std::make_shared<ClientSession>(gateway, std::move(socket), gateway.server_tls(),
                                     std::move(load))
         ->run();

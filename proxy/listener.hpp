@@ -37,6 +37,7 @@ class Listener : public std::enable_shared_from_this<Listener> {
 
   Workers& workers_;
   Gateway& gateway_;
+  boost::asio::ip::tcp protocol_;
   boost::asio::ip::tcp::acceptor acceptor_;
   boost::asio::steady_timer backoff_timer_;
   std::chrono::milliseconds backoff_{0};
