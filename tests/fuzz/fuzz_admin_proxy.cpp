@@ -54,7 +54,10 @@ struct World {
   World() {
     ProxyConfig config;
     std::string error;
-    config.routes.push_back({"/", *parse_upstream_url("ws://127.0.0.1:1", error), ""});
+    Route route;
+    route.path_prefix = "/";
+    route.upstream = *parse_upstream_url("ws://127.0.0.1:1", error);
+    config.routes.push_back(std::move(route));
     config.admin_max_page = 4;
     gateway = std::make_unique<Gateway>(config);
     gateway->add_session(session);
