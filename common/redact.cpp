@@ -278,6 +278,15 @@ std::string redacted(std::string_view text) {
   return out;
 }
 
+std::string redacted_prefix(std::string_view text, bool cut) {
+  if (cut) {
+    std::size_t n = text.size();
+    while (n > 0 && !ends_value(text[n - 1])) --n;
+    text = text.substr(0, n);
+  }
+  return redacted(text);
+}
+
 std::string redact_target(std::string_view target) {
   auto q = target.find('?');
   std::string out = redacted(target.substr(0, q));

@@ -31,6 +31,12 @@ inline constexpr std::string_view kRedacted = "[REDACTED]";
 std::size_t redact_secrets(std::string& text);
 std::string redacted(std::string_view text);
 
+// The first bytes of a longer text, redacted. When `cut`, the run of
+// value characters that reaches the cut is dropped first: a secret cut
+// short (a JWT before its second dot, half a query value) no longer has
+// the shape the rules look for, so no part of it may be shown.
+std::string redacted_prefix(std::string_view text, bool cut);
+
 // A request target as it may be shown: the path (scrubbed by shape) and the
 // query with each secret-keyed value replaced and every other value scrubbed
 // by shape. Keys are compared percent-decoded and case-insensitively.

@@ -85,6 +85,9 @@ struct ProxyConfig {
   std::size_t last_message_capture_bytes = 4096;
   // Flight recorder: frame headers kept per direction per session (0: off).
   std::uint16_t flight_recorder_frames = 16;
+  // First bytes of each text message kept with its frame, redacted when
+  // shown (0: off; at most FlightLog::kMaxTextPrefix).
+  std::size_t flight_recorder_text_bytes = 0;
   // Pings per direction waiting for their pong, each an RTT sample (1-4).
   std::size_t ping_rtt_window = 4;
 

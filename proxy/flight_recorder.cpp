@@ -3,10 +3,12 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cstring>
 #include <limits>
 #include <thread>
 
 #include "common/redact.hpp"
+#include "proxy/tap/utf8.hpp"
 
 namespace wsgate::proxy {
 
@@ -66,6 +68,15 @@ void FlightLog::record_close(tap::Direction d, std::uint16_t code, std::string_v
   cap_utf8(reasons_[dir], kMaxReason);
 }
 
+void FlightLog::prepare_text() {
+  if (k_ != 0 && text_bytes_ != 0 && !text_)
+    text_ = std::make_unique<std::uint8_t[]>(2 * std::size_t{k_} * text_stride());
+}
+
+std::uint8_t* FlightLog::text_slot(std::size_t dir, std::size_t slot) {
+  return text_.get() + (dir * k_ + slot) * text_stride();
+}
+
 void FlightLog::prepare() {
   if (k_ != 0 && !entries_) entries_ = std::make_unique<RecordedFrame[]>(2 * std::size_t{k_});
 }
@@ -73,14 +84,18 @@ void FlightLog::prepare() {
 std::size_t FlightLog::heap_bytes() const {
   std::size_t n = entries_ ? 2 * std::size_t{k_} * sizeof(RecordedFrame) : 0;
   if (reasons_) n += 2 * sizeof(std::string) + reasons_[0].capacity() + reasons_[1].capacity();
+  if (text_) n += 2 * std::size_t{k_} * text_stride();
   return n;
 }
 
-const RecordedFrame& FlightLog::at(std::size_t dir, std::size_t i) const {
+std::size_t FlightLog::slot_of(std::size_t dir, std::size_t i) const {
   std::size_t first = count_[dir] < k_ ? 0 : head_[dir];
   std::size_t slot = first + i;
-  if (slot >= k_) slot -= k_;
-  return entries_[dir * k_ + slot];
+  return slot >= k_ ? slot - k_ : slot;
+}
+
+const RecordedFrame& FlightLog::at(std::size_t dir, std::size_t i) const {
+  return entries_[dir * k_ + slot_of(dir, i)];
 }
 
 nlohmann::json FlightLog::to_json() const {
@@ -95,7 +110,8 @@ nlohmann::json FlightLog::to_json() const {
       dir = 0;
     else
       dir = at(1, i[1]).t_ms < at(0, i[0]).t_ms ? 1 : 0;
-    const RecordedFrame& e = at(dir, i[dir]++);
+    const std::size_t slot = slot_of(dir, i[dir]++);
+    const RecordedFrame& e = entries_[dir * k_ + slot];
     nlohmann::json f = {
         {"t_ms", e.t_ms},
         {"direction", std::string(tap::to_string(static_cast<tap::Direction>(dir)))},
@@ -109,12 +125,34 @@ nlohmann::json FlightLog::to_json() const {
       f["close_code"] = e.close_code;
       f["close_reason"] = reasons_ ? reasons_[dir] : std::string();
     }
+    if (text_) {
+      const std::uint8_t* t = text_.get() + (dir * k_ + slot) * text_stride();
+      if (t[1] & kTextPresent) {
+        const std::string_view raw(reinterpret_cast<const char*>(t + 2), t[0]);
+        const bool cut = (t[1] & kTextCut) != 0;
+        // A cut may split a character; the cut rule drops it with its word.
+        if (cut || tap::is_valid_utf8(raw))
+          f["text"] = redacted_prefix(raw, cut);
+        else
+          f["text_not_utf8"] = true;
+        f["text_cut"] = cut;
+      }
+    }
     out.push_back(std::move(f));
   }
   return out;
 }
 
-FlightRecorder::~FlightRecorder() { delete[] block_.load(std::memory_order_relaxed); }
+FlightRecorder::FlightRecorder(std::uint16_t frames_per_direction, std::uint8_t text_prefix_bytes)
+    : k_(frames_per_direction),
+      text_bytes_(frames_per_direction == 0 ? 0
+                                            : static_cast<std::uint8_t>(std::min<std::size_t>(
+                                                  text_prefix_bytes, FlightLog::kMaxTextPrefix))) {}
+
+FlightRecorder::~FlightRecorder() {
+  delete[] block_.load(std::memory_order_relaxed);
+  delete[] text_block_.load(std::memory_order_relaxed);
+}
 
 void FlightRecorder::record(tap::Direction d, const tap::FrameHeader& h,
                             std::chrono::milliseconds since_start) {
@@ -136,6 +174,8 @@ void FlightRecorder::record(tap::Direction d, const tap::FrameHeader& h,
   w[0].store(e.t_ms, std::memory_order_relaxed);
   w[1].store(e.len_lo, std::memory_order_relaxed);
   w[2].store(std::uint32_t{e.b0} | std::uint32_t{e.b1} << 8, std::memory_order_relaxed);
+  if (Word* text = text_block_.load(std::memory_order_relaxed))
+    text[(dir * k_ + head) * text_words()].store(0, std::memory_order_relaxed);
   head_[dir].store(static_cast<std::uint16_t>(head + 1 == k_ ? 0 : head + 1),
                    std::memory_order_relaxed);
   if (count < k_)
@@ -168,7 +208,39 @@ void FlightRecorder::record_close(tap::Direction d, std::uint16_t code, std::str
   seq_[dir].store(s + 2, std::memory_order_release);
 }
 
-bool FlightRecorder::copy_direction(std::size_t dir, const Word* block, FlightLog& out) const {
+void FlightRecorder::record_text(tap::Direction d, std::span<const std::uint8_t> bytes, bool cut) {
+  const std::size_t dir = static_cast<std::size_t>(d);
+  Word* block = block_.load(std::memory_order_relaxed);
+  if (text_bytes_ == 0 || !block || released_ || count_[dir].load(std::memory_order_relaxed) == 0)
+    return;
+  const std::uint16_t head = head_[dir].load(std::memory_order_relaxed);
+  const std::size_t slot = head == 0 ? k_ - 1u : head - 1u;
+  const std::uint32_t word2 = block[(dir * k_ + slot) * kWords + 2].load(std::memory_order_relaxed);
+  if ((word2 & 0x0F) != static_cast<std::uint8_t>(tap::Opcode::text)) return;
+  Word* text = text_block_.load(std::memory_order_relaxed);
+  if (!text) {
+    text = new Word[2 * std::size_t{k_} * text_words()]();
+    text_block_.store(text, std::memory_order_release);
+  }
+  if (bytes.size() > text_bytes_) {
+    bytes = bytes.first(text_bytes_);
+    cut = true;
+  }
+  std::uint32_t packed[1 + FlightLog::kMaxTextPrefix / 4] = {};
+  std::memcpy(packed, bytes.data(), bytes.size());
+  Word* w = text + (dir * k_ + slot) * text_words();
+  const std::uint32_t s = seq_[dir].load(std::memory_order_relaxed);
+  seq_[dir].store(s + 1, std::memory_order_relaxed);
+  std::atomic_thread_fence(std::memory_order_release);
+  const std::uint32_t flags = FlightLog::kTextPresent | (cut ? FlightLog::kTextCut : 0u);
+  w[0].store(static_cast<std::uint32_t>(bytes.size()) | flags << 8, std::memory_order_relaxed);
+  for (std::size_t i = 0; i < (bytes.size() + 3) / 4; ++i)
+    w[1 + i].store(packed[i], std::memory_order_relaxed);
+  seq_[dir].store(s + 2, std::memory_order_release);
+}
+
+bool FlightRecorder::copy_direction(std::size_t dir, const Word* block, const Word* text,
+                                    FlightLog& out) const {
   RecordedFrame* dst = out.slots(dir);
   // A write takes nanoseconds; a reader that keeps colliding with a busy
   // writer yields and tries again, a bounded number of times.
@@ -188,6 +260,18 @@ bool FlightRecorder::copy_direction(std::size_t dir, const Word* block, FlightLo
       dst[i].b0 = static_cast<std::uint8_t>(word2);
       dst[i].b1 = static_cast<std::uint8_t>(word2 >> 8);
       dst[i].close_code = static_cast<std::uint16_t>(word2 >> 16);
+      if (text) {
+        const Word* t = text + (dir * k_ + i) * text_words();
+        std::uint32_t packed[1 + FlightLog::kMaxTextPrefix / 4];
+        const std::uint32_t header = t[0].load(std::memory_order_relaxed);
+        const std::size_t len = std::min<std::size_t>(header & 0xFF, text_bytes_);
+        for (std::size_t j = 0; j < (len + 3) / 4; ++j)
+          packed[j] = t[1 + j].load(std::memory_order_relaxed);
+        std::uint8_t* slot = out.text_slot(dir, i);
+        slot[0] = static_cast<std::uint8_t>(len);
+        slot[1] = static_cast<std::uint8_t>(header >> 8);
+        std::memcpy(slot + 2, packed, len);
+      }
     }
     std::atomic_thread_fence(std::memory_order_acquire);
     if (seq_[dir].load(std::memory_order_relaxed) == s1) {
@@ -199,12 +283,14 @@ bool FlightRecorder::copy_direction(std::size_t dir, const Word* block, FlightLo
 }
 
 FlightLog FlightRecorder::snapshot(bool& complete) const {
-  FlightLog out(k_);
+  FlightLog out(k_, text_bytes_);
   const Word* block = block_.load(std::memory_order_acquire);
   if (!block) return out;
   out.prepare();
+  const Word* text = text_block_.load(std::memory_order_acquire);
+  if (text) out.prepare_text();
   for (std::size_t dir = 0; dir < 2; ++dir)
-    if (!copy_direction(dir, block, out)) {
+    if (!copy_direction(dir, block, text, out)) {
       out.set_ring(dir, 0, 0);
       complete = false;
       spdlog::warn("flight recorder: no consistent copy of a busy session's {} frames",
@@ -233,6 +319,12 @@ nlohmann::json FlightRecorder::to_json(bool* complete) const {
 std::size_t FlightRecorder::footprint_bytes(std::uint16_t k) {
   if (k == 0) return sizeof(FlightRecorder);
   return sizeof(FlightRecorder) + malloc_chunk(2 * std::size_t{k} * sizeof(RecordedFrame));
+}
+
+std::size_t FlightRecorder::text_footprint_bytes(std::uint16_t k, std::uint8_t text_prefix_bytes) {
+  const std::size_t n = std::min<std::size_t>(text_prefix_bytes, FlightLog::kMaxTextPrefix);
+  if (k == 0 || n == 0) return 0;
+  return malloc_chunk(2 * std::size_t{k} * (1 + (n + 3) / 4) * sizeof(Word));
 }
 
 }  // namespace wsgate::proxy

@@ -5,6 +5,10 @@
 // frame: K = 16 costs 384 bytes of heap plus the recorder itself (see
 // FlightRecorder::footprint_bytes).
 //
+// Optionally (off by default) the first bytes of each text message's first
+// frame, kept raw in a second block allocated on the first such frame and
+// redacted only when shown (FlightLog::to_json), off the frame path.
+//
 // The session's I/O thread records; the admin thread reads. The frame path
 // takes no lock: each direction's ring is a sequence lock (two counter
 // stores around three relaxed word stores per frame header), and a reader
@@ -15,6 +19,7 @@
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -48,8 +53,13 @@ class FlightLog {
   // UTF-8 character boundary.
   static constexpr std::size_t kMaxReason = 64;
 
+  // Text prefixes are kept at most this long: a control payload, as the
+  // tap gathers them (TapConfig::text_prefix_bytes).
+  static constexpr std::size_t kMaxTextPrefix = 124;
+
   FlightLog() = default;
-  explicit FlightLog(std::uint16_t per_direction) : k_(per_direction) {}
+  explicit FlightLog(std::uint16_t per_direction, std::uint8_t text_prefix_bytes = 0)
+      : k_(per_direction), text_bytes_(text_prefix_bytes) {}
 
   void record(tap::Direction d, const tap::FrameHeader& h, std::uint32_t t_ms);
   // Completes the direction's latest close entry with its code and reason
@@ -62,6 +72,12 @@ class FlightLog {
   RecordedFrame* slots(std::size_t dir) { return entries_.get() + dir * k_; }
   void set_ring(std::size_t dir, std::uint16_t head, std::uint16_t count);
   void set_reason(std::size_t dir, const std::string& reason);
+  // Text prefix slots: [length, flags, bytes...] per entry (null until the
+  // first one; allocated by prepare_text()).
+  void prepare_text();
+  std::uint8_t* text_slot(std::size_t dir, std::size_t slot);
+  std::size_t text_stride() const { return 2 + std::size_t{text_bytes_}; }
+  static constexpr std::uint8_t kTextPresent = 1, kTextCut = 2;
 
   // An entry as the recorder stores it.
   static RecordedFrame encode(const tap::FrameHeader& h, std::uint32_t t_ms);
@@ -74,16 +90,22 @@ class FlightLog {
 
   // Both directions, oldest first (ties: client_to_upstream first), as the
   // incident's `frames`: [{t_ms, direction, opcode, fin, rsv, length,
-  // masked[, close_code, close_reason]}].
+  // masked[, close_code, close_reason][, text, text_cut]}]. `text` is
+  // redacted, and when cut its trailing partial word is dropped
+  // (redacted_prefix); a prefix that is not UTF-8 shows as
+  // "text_not_utf8": true instead.
   nlohmann::json to_json() const;
 
  private:
   static std::size_t idx(tap::Direction d) { return static_cast<std::size_t>(d); }
+  std::size_t slot_of(std::size_t dir, std::size_t i) const;      // of the i-th oldest
   const RecordedFrame& at(std::size_t dir, std::size_t i) const;  // i-th oldest
 
   std::unique_ptr<RecordedFrame[]> entries_;  // 2 * k_: direction 0, then 1
   std::unique_ptr<std::string[]> reasons_;    // per direction, on the first close
+  std::unique_ptr<std::uint8_t[]> text_;      // 2 * k_ text slots, on the first prefix
   std::uint16_t k_ = 0;
+  std::uint8_t text_bytes_ = 0;
   std::uint16_t head_[2] = {};   // next slot to write
   std::uint16_t count_[2] = {};  // filled slots
 };
@@ -91,7 +113,9 @@ class FlightLog {
 class FlightRecorder {
  public:
   // frames_per_direction 0 disables it: nothing is recorded or allocated.
-  explicit FlightRecorder(std::uint16_t frames_per_direction) : k_(frames_per_direction) {}
+  // text_prefix_bytes (at most FlightLog::kMaxTextPrefix): how many first
+  // bytes of text messages record_text() keeps; 0 keeps none.
+  explicit FlightRecorder(std::uint16_t frames_per_direction, std::uint8_t text_prefix_bytes = 0);
   ~FlightRecorder();
   FlightRecorder(const FlightRecorder&) = delete;
   FlightRecorder& operator=(const FlightRecorder&) = delete;
@@ -101,6 +125,8 @@ class FlightRecorder {
   // Session I/O thread.
   void record(tap::Direction d, const tap::FrameHeader& h, std::chrono::milliseconds since_start);
   void record_close(tap::Direction d, std::uint16_t code, std::string_view reason);
+  // The first bytes of the text frame recorded last in this direction.
+  void record_text(tap::Direction d, std::span<const std::uint8_t> bytes, bool cut);
   // At session end: a copy of the frames for the session summary (null when
   // none were seen). Nothing is recorded after; readers still see them.
   std::shared_ptr<const FlightLog> release();
@@ -114,6 +140,9 @@ class FlightRecorder {
   // recorder in the session object plus the block, rounded up to glibc's
   // 16-byte chunks with their 8-byte header.
   static std::size_t footprint_bytes(std::uint16_t frames_per_direction);
+  // What text prefixes add once a text frame was seen.
+  static std::size_t text_footprint_bytes(std::uint16_t frames_per_direction,
+                                          std::uint8_t text_prefix_bytes);
 
  private:
   // An entry is three 32-bit words (RecordedFrame's fields), stored as
@@ -123,13 +152,18 @@ class FlightRecorder {
   static constexpr std::size_t kWords = 3;
 
   FlightLog snapshot(bool& complete) const;
-  bool copy_direction(std::size_t dir, const Word* block, FlightLog& out) const;
+  bool copy_direction(std::size_t dir, const Word* block, const Word* text, FlightLog& out) const;
+  // Text slots: a header word (length, flags as in FlightLog's slots) and
+  // the bytes in words, written under the direction's sequence lock too.
+  std::size_t text_words() const { return 1 + (std::size_t{text_bytes_} + 3) / 4; }
 
-  std::atomic<Word*> block_{nullptr};  // 2 * k_ entries; freed with the recorder
+  std::atomic<Word*> block_{nullptr};       // 2 * k_ entries; freed with the recorder
+  std::atomic<Word*> text_block_{nullptr};  // 2 * k_ text slots, on the first prefix
   std::atomic<std::uint32_t> seq_[2] = {};
   std::atomic<std::uint16_t> head_[2] = {};
   std::atomic<std::uint16_t> count_[2] = {};
   std::uint16_t k_;
+  std::uint8_t text_bytes_;
   bool released_ = false;
   // Close reasons: set once per direction, read by the admin thread.
   mutable std::mutex reasons_mutex_;

@@ -194,6 +194,12 @@ std::optional<ProxyOptions> parse_options(int argc, char** argv, int& exit_code)
                  "(0: off; 12 bytes each, allocated on the first frame)")
       ->check(CLI::Range(0, 1024))
       ->capture_default_str();
+  app.add_option("--flight-recorder-text-bytes", c.flight_recorder_text_bytes,
+                 "First bytes of each text message kept with its recorded frame, shown redacted "
+                 "(a word cut at the end is dropped) in incidents and /connections/{id}; message "
+                 "contents are user data, so 0 (off) unless you need them")
+      ->check(CLI::Range(std::size_t{0}, std::size_t{124}))
+      ->capture_default_str();
   app.add_option(
          "--ping-rtt-window", c.ping_rtt_window,
          "Pings per direction awaiting their pong, each timed into wsgate_ping_rtt_seconds; past "

@@ -27,6 +27,7 @@ tap::TapConfig tap_config(const ProxyConfig& cfg, Direction d, bool deflate) {
   t.max_fragments_per_message = cfg.max_fragments_per_message;
   t.capture_text_bytes = d == Direction::upstream_to_client ? cfg.last_message_capture_bytes : 0;
   t.report_frames = cfg.flight_recorder_frames > 0;
+  t.text_prefix_bytes = cfg.flight_recorder_frames > 0 ? cfg.flight_recorder_text_bytes : 0;
   return t;
 }
 
@@ -71,6 +72,10 @@ void Tunnel::Pump::on_frame(const tap::FrameHeader& h) {
                               tunnel.last_activity_ - tunnel.started_));
 }
 
+void Tunnel::Pump::on_text_prefix(std::span<const uint8_t> bytes, bool cut) {
+  tunnel.recorder_.record_text(dir, bytes, cut);
+}
+
 void Tunnel::Pump::on_close(uint16_t code, std::string_view reason) {
   tunnel.recorder_.record_close(dir, code, reason);
   tunnel.record_close(
@@ -105,7 +110,8 @@ Tunnel::Tunnel(Gateway& gateway, TunnelParams params)
            gateway.config().relay_buffer_bytes),
       timer_(client_.get_executor()),
       executor_(client_.get_executor()),
-      recorder_(gateway.config().flight_recorder_frames) {
+      recorder_(gateway.config().flight_recorder_frames,
+                static_cast<std::uint8_t>(gateway.config().flight_recorder_text_bytes)) {
   c2u_.early = std::move(params.client_early);
   u2c_.early = std::move(params.upstream_early);
 }

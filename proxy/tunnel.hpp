@@ -52,6 +52,7 @@ class Tunnel : public LiveSession, public std::enable_shared_from_this<Tunnel> {
     Pump(Tunnel& t, tap::Direction d, AnyStream& src, AnyStream& dst, const tap::TapConfig& cfg,
          std::size_t buffer_bytes);
     void on_frame(const tap::FrameHeader& h) override;
+    void on_text_prefix(std::span<const uint8_t> bytes, bool cut) override;
     void on_close(uint16_t code, std::string_view reason) override;
     void on_ping(std::span<const uint8_t> payload) override;
     void on_pong(std::span<const uint8_t> payload) override;

@@ -359,12 +359,12 @@ nlohmann::json last_message_json(const SessionSummary& s, std::size_t cap) {
     return j;
   }
   if (!s.last_upstream_message_compressed) {
-    j["text"] = redacted(s.last_upstream_message);
+    j["text"] = redacted_prefix(s.last_upstream_message, s.last_upstream_message_truncated);
     return j;
   }
   bool truncated = false;
   if (auto text = inflate_message(s.last_upstream_message, cap, truncated)) {
-    j["text"] = redacted(*text);
+    j["text"] = redacted_prefix(*text, truncated || s.last_upstream_message_truncated);
     j["inflated"] = true;
     if (truncated) j["truncated"] = true;
   } else {

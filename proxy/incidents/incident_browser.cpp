@@ -356,7 +356,7 @@ std::string render_frames(const json& record) {
       fmt_ms(t_max) + " ms</p>";
   out +=
       "<table><thead><tr><th class=\"num\">t ms</th><th>direction</th><th>opcode</th>"
-      "<th>fin</th><th>rsv</th><th class=\"num\">length</th><th>masked</th><th>close</th>"
+      "<th>fin</th><th>rsv</th><th class=\"num\">length</th><th>masked</th><th>close / text</th>"
       "</tr></thead><tbody>";
   for (const auto& f : *frames) {
     const std::string dir = str(f, "direction");
@@ -369,6 +369,10 @@ std::string render_frames(const json& record) {
     if (f.contains("close_code"))
       close =
           str(f, "close_code") + (f.contains("close_reason") ? " " : "") + str(f, "close_reason");
+    else if (f.contains("text"))
+      close = str(f, "text") + (str(f, "text_cut") == "true" ? "\u2026" : "");
+    else if (f.contains("text_not_utf8"))
+      close = "(text, not UTF-8)";
     out += "<tr class=\"frame\" data-direction=\"" + esc(dir) + "\"><td class=\"num\">" +
            esc(str(f, "t_ms")) + "</td><td>" +
            (dir == "client_to_upstream"   ? std::string("client &rarr; upstream")

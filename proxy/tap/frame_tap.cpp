@@ -18,8 +18,10 @@ constexpr uint8_t op(Opcode o) { return static_cast<uint8_t>(o); }
 inline uint8_t header_size(uint8_t b1) noexcept {
   const uint8_t len7 = b1 & 0x7F;
   uint8_t n = 2;
-  if (len7 == 126) n += 2;
-  else if (len7 == 127) n += 8;
+  if (len7 == 126)
+    n += 2;
+  else if (len7 == 127)
+    n += 8;
   if (b1 & kMaskBit) n += 4;
   return n;
 }
@@ -69,13 +71,20 @@ std::string_view to_string(Direction d) noexcept {
 
 std::string_view opcode_label(uint8_t opcode) noexcept {
   switch (opcode) {
-    case 0x0: return "continuation";
-    case 0x1: return "text";
-    case 0x2: return "binary";
-    case 0x8: return "close";
-    case 0x9: return "ping";
-    case 0xA: return "pong";
-    default: return "reserved";
+    case 0x0:
+      return "continuation";
+    case 0x1:
+      return "text";
+    case 0x2:
+      return "binary";
+    case 0x8:
+      return "close";
+    case 0x9:
+      return "ping";
+    case 0xA:
+      return "pong";
+    default:
+      return "reserved";
   }
 }
 
@@ -181,7 +190,7 @@ void FrameTap::on_header(const uint8_t* h) noexcept {
   masked_ = (b1 & kMaskBit) != 0;
   frame_flagged_ = false;
   frame_in_msg_ = false;
-  inspect_ctrl_ = inspect_capture_ = inspect_utf8_ = false;
+  inspect_ctrl_ = inspect_capture_ = inspect_utf8_ = inspect_prefix_ = false;
 
   Violation v = Violation::none;
   const auto flag = [&v](Violation x) {
@@ -199,8 +208,10 @@ void FrameTap::on_header(const uint8_t* h) noexcept {
     len = 0;
     for (int i = 0; i < 8; ++i) len = (len << 8) | h[2 + i];
     pos = 10;
-    if (len >> 63) len_violation = Violation::length_msb_set;
-    else if (len < 65536) len_violation = Violation::length_not_minimal;
+    if (len >> 63)
+      len_violation = Violation::length_msb_set;
+    else if (len < 65536)
+      len_violation = Violation::length_not_minimal;
   }
   if (masked_) std::memcpy(mask_, h + pos, 4);
   if (config_.report_frames && sink_)
@@ -215,8 +226,8 @@ void FrameTap::on_header(const uint8_t* h) noexcept {
   const bool known = opcode_ <= op(Opcode::binary) ||
                      (opcode_ >= op(Opcode::close) && opcode_ <= op(Opcode::pong));
   const bool rsv1 = (b0 & kRsv1) != 0;
-  const bool deflate_start = config_.deflate_negotiated &&
-                             (opcode_ == op(Opcode::text) || opcode_ == op(Opcode::binary));
+  const bool deflate_start =
+      config_.deflate_negotiated && (opcode_ == op(Opcode::text) || opcode_ == op(Opcode::binary));
 
   if (close_seen_) {
     // Counted, reported, otherwise ignored: nothing may follow a close.
@@ -271,17 +282,28 @@ void FrameTap::on_header(const uint8_t* h) noexcept {
         msg_size_ = len > UINT64_MAX - msg_size_ ? UINT64_MAX : msg_size_ + len;
         if (msg_text_) {
           if (ensure_capture()) {
-            if (cap_len_ < config_.capture_text_bytes) inspect_capture_ = len != 0;
-            else if (len != 0) cap_truncated_ = true;
+            if (cap_len_ < config_.capture_text_bytes)
+              inspect_capture_ = len != 0;
+            else if (len != 0)
+              cap_truncated_ = true;
           }
           inspect_utf8_ = msg_validate_ && utf8_.ok() && len != 0;
+          if (config_.text_prefix_bytes != 0 && opcode_ == op(Opcode::text) && !msg_compressed_ &&
+              len != 0) {
+            const auto want =
+                std::min<uint64_t>(len, std::min(config_.text_prefix_bytes, kMaxControlPayload));
+            prefix_want_ = static_cast<uint8_t>(want);
+            prefix_len_ = 0;
+            prefix_cut_ = len > want;
+            inspect_prefix_ = true;
+          }
         }
       }
     }
   }
 
   if (v != Violation::none) violation(v);
-  inspect_ = inspect_ctrl_ || inspect_capture_ || inspect_utf8_;
+  inspect_ = inspect_ctrl_ || inspect_capture_ || inspect_utf8_ || inspect_prefix_;
   if (len == 0) {
     end_frame();
   } else {
@@ -295,6 +317,15 @@ void FrameTap::inspect(const uint8_t* p, size_t n) noexcept {
   if (inspect_ctrl_) {  // off + n <= ctrl_len_ <= 125
     unmask_copy(ctrl_buf_ + off, p, n, mask, off);
     return;
+  }
+  if (inspect_prefix_) {
+    const size_t k = std::min<size_t>(prefix_want_ - prefix_len_, n);
+    unmask_copy(ctrl_buf_ + prefix_len_, p, k, mask, off);
+    prefix_len_ = static_cast<uint8_t>(prefix_len_ + k);
+    if (prefix_len_ == prefix_want_) {
+      inspect_prefix_ = false;
+      if (sink_) sink_->on_text_prefix({ctrl_buf_, prefix_len_}, prefix_cut_);
+    }
   }
   if (inspect_capture_) {
     const size_t cap = config_.capture_text_bytes;
@@ -325,7 +356,7 @@ void FrameTap::inspect(const uint8_t* p, size_t n) noexcept {
       violation(Violation::text_not_utf8);  // fail fast, at the first bad byte's chunk
     }
   }
-  inspect_ = inspect_capture_ || inspect_utf8_;
+  inspect_ = inspect_capture_ || inspect_utf8_ || inspect_prefix_;
 }
 
 void FrameTap::end_frame() noexcept {
@@ -333,10 +364,17 @@ void FrameTap::end_frame() noexcept {
   if (inspect_ctrl_) {
     const std::span<const uint8_t> payload(ctrl_buf_, ctrl_len_);
     switch (static_cast<Opcode>(opcode_)) {
-      case Opcode::close: end_close_frame(); break;
-      case Opcode::ping: if (sink_) sink_->on_ping(payload); break;
-      case Opcode::pong: if (sink_) sink_->on_pong(payload); break;
-      default: break;
+      case Opcode::close:
+        end_close_frame();
+        break;
+      case Opcode::ping:
+        if (sink_) sink_->on_ping(payload);
+        break;
+      case Opcode::pong:
+        if (sink_) sink_->on_pong(payload);
+        break;
+      default:
+        break;
     }
     return;
   }
@@ -348,8 +386,10 @@ void FrameTap::end_frame() noexcept {
     violation(Violation::text_not_utf8);  // ends inside a multi-byte sequence
   }
   ++stats_.messages;
-  if (msg_text_) ++stats_.text_messages;
-  else ++stats_.binary_messages;
+  if (msg_text_)
+    ++stats_.text_messages;
+  else
+    ++stats_.binary_messages;
   if (msg_fragments_ > 1) ++stats_.fragmented_messages;
   if (msg_compressed_) ++stats_.compressed_messages;
   if (msg_text_ && capture_) {

@@ -85,8 +85,8 @@ constexpr bool close_code_valid_on_wire(uint16_t code) noexcept {
 
 // A close payload, decoded and checked. `reason` points into the input.
 struct ClosePayload {
-  uint16_t code = 1005;      // 1005 when the payload is empty (or one byte)
-  std::string_view reason;   // raw bytes after the code
+  uint16_t code = 1005;                   // 1005 when the payload is empty (or one byte)
+  std::string_view reason;                // raw bytes after the code
   Violation violation = Violation::none;  // close_payload_one_byte, close_code_invalid,
                                           // close_reason_not_utf8 or none
 };
@@ -95,12 +95,16 @@ ClosePayload parse_close_payload(std::span<const uint8_t> payload) noexcept;
 
 struct TapConfig {
   Direction direction = Direction::client_to_upstream;
-  bool deflate_negotiated = false;             // permessage-deflate: RSV1 allowed on first data frame
-  uint64_t max_message_bytes = 16u << 20;      // wire bytes per message; 0 = no cap
-  uint32_t max_fragments_per_message = 100000; // frames per data message; 0 = no cap
-  bool validate_text_utf8 = false;             // check uncompressed text messages (unmasks them)
-  size_t capture_text_bytes = 0;               // keep the first N bytes of the last text message
-  bool report_frames = false;                  // call TapSink::on_frame for every frame header
+  bool deflate_negotiated = false;         // permessage-deflate: RSV1 allowed on first data frame
+  uint64_t max_message_bytes = 16u << 20;  // wire bytes per message; 0 = no cap
+  uint32_t max_fragments_per_message = 100000;  // frames per data message; 0 = no cap
+  bool validate_text_utf8 = false;              // check uncompressed text messages (unmasks them)
+  size_t capture_text_bytes = 0;                // keep the first N bytes of the last text message
+  bool report_frames = false;                   // call TapSink::on_frame for every frame header
+  // Report the first N (at most 125) unmasked payload bytes of the first
+  // frame of each uncompressed text message (TapSink::on_text_prefix).
+  // Only first frames: a continuation starts mid-message, maybe mid-secret.
+  size_t text_prefix_bytes = 0;
 };
 
 // A decoded frame header, as TapSink::on_frame reports it.
@@ -114,10 +118,10 @@ struct FrameHeader {
 
 // Plain counters, updated on the hot path; the proxy samples and batches them.
 struct TapStats {
-  uint64_t frames[16] = {};          // complete frame headers, per opcode (reserved included)
-  uint64_t bytes = 0;                // every byte fed (headers + payload)
-  uint64_t payload_bytes = 0;        // payload bytes of complete headers (as announced)
-  uint64_t messages = 0;             // completed data messages (text + binary)
+  uint64_t frames[16] = {};    // complete frame headers, per opcode (reserved included)
+  uint64_t bytes = 0;          // every byte fed (headers + payload)
+  uint64_t payload_bytes = 0;  // payload bytes of complete headers (as announced)
+  uint64_t messages = 0;       // completed data messages (text + binary)
   uint64_t text_messages = 0;
   uint64_t binary_messages = 0;
   uint64_t fragmented_messages = 0;  // completed data messages of more than one frame
@@ -137,6 +141,9 @@ class TapSink {
   // Every complete frame header, before any other event of that frame; only
   // with TapConfig::report_frames (the flight recorder's feed).
   virtual void on_frame(const FrameHeader& h) { (void)h; }
+  // The first bytes of a text message's first frame, unmasked, once they
+  // are all in (with text_prefix_bytes); cut: the frame is longer.
+  virtual void on_text_prefix(std::span<const uint8_t> bytes, bool cut) { (void)bytes, (void)cut; }
   // A complete close frame; code is 1005 when the payload carries none.
   // Called after on_violation() if the payload was invalid.
   virtual void on_close(uint16_t code, std::string_view reason) { (void)code, (void)reason; }
@@ -178,9 +185,7 @@ class FrameTap {
 
   bool close_seen() const noexcept { return close_seen_; }
   uint16_t close_code() const noexcept { return close_code_; }  // 0 until close_seen()
-  std::string_view close_reason() const noexcept {
-    return {close_reason_, close_reason_len_};
-  }
+  std::string_view close_reason() const noexcept { return {close_reason_, close_reason_len_}; }
 
   // The last complete text message, unmasked, up to capture_text_bytes
   // (empty when capture is off or no text message completed yet).
@@ -225,6 +230,10 @@ class FrameTap {
   bool inspect_ctrl_ = false;
   bool inspect_capture_ = false;
   bool inspect_utf8_ = false;
+  bool inspect_prefix_ = false;
+  bool prefix_cut_ = false;
+  uint8_t prefix_len_ = 0;
+  uint8_t prefix_want_ = 0;
   uint8_t mask_[4] = {};
   uint64_t remaining_ = 0;
   uint64_t payload_off_ = 0;
@@ -234,11 +243,12 @@ class FrameTap {
   bool msg_open_ = false;
   bool msg_compressed_ = false;
   bool msg_text_ = false;
-  bool msg_validate_ = false;   // text, validate_text_utf8, not compressed
+  bool msg_validate_ = false;  // text, validate_text_utf8, not compressed
   uint32_t msg_fragments_ = 0;
   uint64_t msg_size_ = 0;
 
-  // Control payload.
+  // Control payload; also the text prefix, which is gathered inside a data
+  // frame's payload, where no control payload can be.
   uint8_t ctrl_len_ = 0;
   uint8_t ctrl_buf_[125] = {};
 

@@ -48,9 +48,58 @@ def test_incident_carries_the_last_frames_in_order(upstream, proxy_factory):
     assert close["close_reason"] == "Factory SSOT validation failed"
     assert c2u[-1]["close_code"] == 1011 and c2u[-1]["close_reason"] == "echo"
     assert all("close_code" not in f for f in frames if f["opcode"] != 8)
+    # Message contents are off by default.
+    assert all("text" not in f and "text_cut" not in f for f in frames)
     # The per-direction counts moved to frame_counts.
     assert inc["frame_counts"]["client_to_upstream"]["frames"] == 4
     assert inc["frame_counts"]["upstream_to_client"]["messages"] == 1
+
+
+# What /say-then-close sends before its close: a JWT after "Bearer ".
+SAID_JWT_PARTS = ("eyJzdWIi", "c2lnbmF0")
+
+
+def storm_incident_frames(upstream, proxy_factory, text_bytes):
+    proxy = proxy_factory(f"ws://127.0.0.1:{upstream.ws}",
+                          "--flight-recorder-text-bytes", str(text_bytes))
+    admin = proxy.ports["admin"]
+    sock, status, _, reader = raw_connect(proxy.ports["listen"], "/say-then-close/1011")
+    assert status == 101
+    sock.sendall(frame(1, b"hello <b>upstream</b>, here is my question"))
+    assert reader.read_close()[0] == 1011
+    sock.sendall(frame(8, close_payload(1011)))
+    assert reader.eof()
+    cid = wait_for(lambda: (get_json(admin, "/incidents")[1] or {}).get("incidents"),
+                   what="an incident")[0]["correlation_id"]
+    status, inc = get_json(admin, f"/incidents/{cid}")
+    assert status == 200
+    status, page, _ = http_get(admin, f"/ui/incidents/{cid}")
+    assert status == 200
+    text_frames = {f["direction"]: f for f in inc["frames"] if f["opcode"] == 1}
+    return text_frames["client_to_upstream"], text_frames["upstream_to_client"], page
+
+
+def test_text_prefixes_whole_are_redacted(upstream, proxy_factory):
+    sent, said, page = storm_incident_frames(upstream, proxy_factory, 124)
+    assert sent["text"] == "hello <b>upstream</b>, here is my question"
+    assert sent["text_cut"] is False
+    assert said["text"].startswith('{"type":"error","code":"FACTORY_INIT_FAILED","auth":"')
+    assert "[REDACTED]" in said["text"] and said["text_cut"] is False
+    assert not any(part in said["text"] for part in SAID_JWT_PARTS)
+    # The incident page shows both, escaped.
+    assert "hello &lt;b&gt;upstream&lt;/b&gt;" in page and "<b>upstream" not in page
+    assert "FACTORY_INIT_FAILED" in page
+    assert not any(part in page for part in SAID_JWT_PARTS)
+
+
+def test_text_prefix_cut_inside_a_token_shows_none_of_it(upstream, proxy_factory):
+    # 70 bytes end inside the JWT's header, before its first dot: the
+    # redaction rules alone would not know it for a token.
+    sent, said, page = storm_incident_frames(upstream, proxy_factory, 70)
+    assert said["text"] == '{"type":"error","code":"FACTORY_INIT_FAILED","auth":"Bearer '
+    assert said["text_cut"] is True
+    assert sent["text"] == "hello <b>upstream</b>, here is my question"
+    assert "eyJ" not in page
 
 
 def test_recorder_off_leaves_frames_empty(upstream, proxy_factory):

@@ -222,3 +222,44 @@ TEST(Redact, MixedPiecesNeverLeakAJwtAndRedactionIsStable) {
     ASSERT_FALSE(has_jwt(percent_decoded(redact_target(s)))) << s;
   }
 }
+
+// Whether `out` shows any run of `min` or more characters of `secret`.
+bool shows_part_of(const std::string& out, const std::string& secret, std::size_t min) {
+  for (std::size_t i = 0; i + min <= secret.size(); ++i)
+    if (out.find(secret.substr(i, min)) != std::string::npos) return true;
+  return false;
+}
+
+TEST(RedactPrefix, ASecretCutAnywhereShowsNoPartOfIt) {
+  // The part after "eyJhbGciOi" is what identifies this token.
+  const std::string secret_tail = kJwt.substr(10);
+  const std::vector<std::string> messages = {
+      "{\"type\":\"auth\",\"token\":\"" + kJwt + "\"}",
+      "Authorization: Bearer " + kOpaque + " ok",
+      "GET /ws?room=1&access_token=" + kOpaque + " HTTP/1.1",
+      "jwt." + kJwt,
+  };
+  for (const auto& m : messages) {
+    for (std::size_t cut = 1; cut < m.size(); ++cut) {
+      const std::string out = redacted_prefix(std::string_view(m).substr(0, cut), true);
+      ASSERT_FALSE(shows_part_of(out, secret_tail, 6)) << cut << ": " << out;
+      ASSERT_FALSE(shows_part_of(out, kOpaque, 6)) << cut << ": " << out;
+    }
+  }
+  // The reason the cut rule exists: redacting the cut text alone shows a
+  // JWT cut before its second dot.
+  const std::string before_second_dot = kJwt.substr(0, kJwt.rfind('.'));
+  EXPECT_TRUE(shows_part_of(redacted("token " + before_second_dot), secret_tail, 6));
+  EXPECT_FALSE(shows_part_of(redacted_prefix("token " + before_second_dot, true), secret_tail, 6));
+}
+
+TEST(RedactPrefix, KeepsWholeWordsAndUncutText) {
+  EXPECT_EQ(redacted_prefix("hello wor", true), "hello ");
+  EXPECT_EQ(redacted_prefix("{\"type\":\"chat\",\"text\":\"hi", true),
+            "{\"type\":\"chat\",\"text\":\"");
+  EXPECT_EQ(redacted_prefix("hello wor", false), "hello wor");
+  EXPECT_EQ(redacted_prefix("token " + kJwt, false), "token " + X);
+  // A cut inside a multi-byte character drops the partial character too.
+  EXPECT_EQ(redacted_prefix("caf\xc3", true), "");
+  EXPECT_EQ(redacted_prefix("ok caf\xc3", true), "ok ");
+}

@@ -147,7 +147,16 @@ TEST_F(BrowserPages, IncidentPageEscapesClientControlledStrings) {
                               {"length", 40},
                               {"masked", false},
                               {"close_code", 1011},
-                              {"close_reason", kScript}}});
+                              {"close_reason", kScript}},
+                             {{"t_ms", 2},
+                              {"direction", "client_to_upstream"},
+                              {"opcode", 1},
+                              {"fin", true},
+                              {"rsv", 0},
+                              {"length", 400},
+                              {"masked", true},
+                              {"text", "say " + kImg},
+                              {"text_cut", true}}});
   ASSERT_TRUE(store.add(r));
   auto res = router.dispatch(get("/ui/incidents/cid-xss-0001"));
   ASSERT_EQ(res.status, 200u) << res.body;
@@ -163,8 +172,11 @@ TEST_F(BrowserPages, IncidentPageEscapesClientControlledStrings) {
   EXPECT_EQ(csp.find("script-src"), std::string::npos);  // none: default-src forbids it
   EXPECT_EQ(csp.find("unsafe-inline"), std::string::npos);
   EXPECT_EQ(header(res, "X-Content-Type-Options"), "nosniff");
-  // The flight recorder array is drawn: one row per frame.
-  EXPECT_EQ(count(res.body, "<tr class=\"frame\""), 1u);
+  // The flight recorder array is drawn: one row per frame, a text prefix
+  // escaped and marked as cut.
+  EXPECT_EQ(count(res.body, "<tr class=\"frame\""), 2u);
+  EXPECT_NE(res.body.find("say &quot;&gt;&lt;img src=x onerror=alert(1)&gt;\u2026"),
+            std::string::npos);
 }
 
 TEST_F(BrowserPages, IncidentPageMarksTheFailingStageAndNamesTheSource) {

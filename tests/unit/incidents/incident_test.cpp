@@ -245,8 +245,23 @@ TEST(IncidentRecord, CompressedMessageIsInflatedOrSaidSo) {
 // A compression bomb in the last message: 64 MiB of one byte deflates to
 // about 64 KiB; the proxy keeps only the first capture bytes of that, and
 // inflating stops at the cap instead of growing with the bomb.
+TEST(IncidentRecord, ACaptureCutInsideATokenShowsNoPartOfIt) {
+  auto s = summary_1011();
+  const std::string said = R"({"type":"error","auth":"Bearer )" + kJwt + "\"}";
+  // Cut before the JWT's second dot, as the capture of a longer message may be.
+  s.last_upstream_message = said.substr(0, said.find('.', said.find('.') + 1));
+  s.last_upstream_message_truncated = true;
+  auto m = last_message_json(s, 4096);
+  EXPECT_EQ(m["text"], R"({"type":"error","auth":"Bearer )");
+  EXPECT_EQ(m["truncated"], true);
+}
+
 TEST(IncidentRecord, CompressionBombInflatesOnlyUpToTheCap) {
-  const std::string bomb_plain(64u << 20, 'A');
+  // Words, so the cut at the cap falls between two (a word reaching the
+  // cut is dropped: it could be the start of a secret).
+  std::string bomb_plain;
+  bomb_plain.reserve(64u << 20);
+  while (bomb_plain.size() < (64u << 20)) bomb_plain += "AAA ";
   std::string bomb = deflate_message(bomb_plain);
   ASSERT_LT(bomb.size(), 128u << 10);
   bomb.resize(4096);  // what a 4 KiB capture keeps of the compressed message
@@ -261,7 +276,7 @@ TEST(IncidentRecord, CompressionBombInflatesOnlyUpToTheCap) {
     EXPECT_EQ(m["inflated"], true);
     EXPECT_EQ(m["truncated"], true) << "cap " << cap;
     EXPECT_EQ(text.size(), cap);
-    EXPECT_EQ(text, std::string(cap, 'A'));
+    EXPECT_EQ(text, bomb_plain.substr(0, cap));
   }
 }
 

@@ -225,3 +225,114 @@ TEST(FlightRecorder, ReadersOnAnotherThreadSeeWholeEntries) {
   done = true;
   reader.join();
 }
+
+namespace {
+std::span<const std::uint8_t> as_bytes(std::string_view s) {
+  return {reinterpret_cast<const std::uint8_t*>(s.data()), s.size()};
+}
+}  // namespace
+
+TEST(FlightRecorder, TextPrefixLongerThanTheSettingIsCut) {
+  FlightRecorder r(2, 8);
+  r.record(kC2U, hdr(1, 20, true), milliseconds(1));
+  r.record_text(kC2U, as_bytes("hello wonderful"), false);
+  auto j = r.to_json();
+  EXPECT_EQ(j[0]["text"], "hello ");
+  EXPECT_EQ(j[0]["text_cut"], true);
+}
+
+TEST(FlightRecorder, TextPrefixesAreOffByDefault) {
+  FlightRecorder r(4);
+  r.record(kC2U, hdr(1, 5, true), milliseconds(1));
+  r.record_text(kC2U, as_bytes("hello"), false);
+  EXPECT_FALSE(r.to_json()[0].contains("text"));
+}
+
+TEST(FlightRecorder, TextPrefixGoesWithItsFrameRedactedWhenShown) {
+  const std::string jwt =
+      "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_"
+      "XgL0n3I9PlFUP0THsR8U";
+  FlightRecorder r(4, 124);
+  r.record(kC2U, hdr(1, 11, true), milliseconds(1));
+  r.record_text(kC2U, as_bytes("hello world"), false);
+  r.record(kU2C, hdr(2, 4), milliseconds(2));
+  r.record_text(kU2C, as_bytes("bin?"), false);  // not a text frame: ignored
+  // A JWT cut by the prefix before its second dot: its word is dropped.
+  const std::string msg = "{\"token\":\"" + jwt + "\"}";
+  r.record(kU2C, hdr(1, msg.size()), milliseconds(3));
+  r.record_text(kU2C, as_bytes(std::string_view(msg).substr(0, 48)), true);
+  // Whole, the same JWT is redacted by shape.
+  r.record(kC2U, hdr(1, 6 + jwt.size(), true), milliseconds(4));
+  r.record_text(kC2U, as_bytes("token " + jwt), false);
+  auto j = r.to_json();
+  ASSERT_EQ(j.size(), 4u);
+  EXPECT_EQ(j[0]["text"], "hello world");
+  EXPECT_EQ(j[0]["text_cut"], false);
+  EXPECT_FALSE(j[1].contains("text"));
+  EXPECT_EQ(j[2]["text"], "{\"token\":\"");
+  EXPECT_EQ(j[2]["text_cut"], true);
+  EXPECT_EQ(j[3]["text"], "token [REDACTED]");
+  EXPECT_EQ(j[3]["text_cut"], false);
+  // The incident's copy shows the same.
+  auto log = r.release();
+  ASSERT_NE(log, nullptr);
+  EXPECT_EQ(log->to_json(), j);
+}
+
+TEST(FlightRecorder, TextPrefixLeavesWithItsSlot) {
+  FlightRecorder r(2, 16);
+  r.record(kC2U, hdr(1, 3, true), milliseconds(1));
+  r.record_text(kC2U, as_bytes("one"), false);
+  r.record(kC2U, hdr(1, 3, true), milliseconds(2));
+  r.record(kC2U, hdr(1, 3, true), milliseconds(3));  // overwrites "one"'s slot
+  auto j = r.to_json();
+  ASSERT_EQ(j.size(), 2u);
+  EXPECT_FALSE(j[0].contains("text"));
+  EXPECT_FALSE(j[1].contains("text"));
+}
+
+TEST(FlightRecorder, TextPrefixNotUtf8IsFlaggedNotShown) {
+  FlightRecorder r(2, 16);
+  r.record(kU2C, hdr(1, 3), milliseconds(1));
+  r.record_text(kU2C,
+                as_bytes("a\xff"
+                         "b"),
+                false);
+  auto j = r.to_json();
+  EXPECT_FALSE(j[0].contains("text"));
+  EXPECT_EQ(j[0]["text_not_utf8"], true);
+}
+
+TEST(FlightRecorder, TextPrefixFootprintOnlyWhenOn) {
+  EXPECT_EQ(FlightRecorder::text_footprint_bytes(16, 0), 0u);
+  // 32 bytes: a header word and 8 words per slot, 32 slots.
+  EXPECT_EQ(FlightRecorder::text_footprint_bytes(16, 32), (2u * 16u * 36u + 8u + 15u) / 16u * 16u);
+  FlightRecorder r(16, 32);
+  r.record(kC2U, hdr(1, 1, true), milliseconds(0));
+  r.record_text(kC2U, as_bytes("x"), false);
+  auto log = r.release();
+  EXPECT_EQ(log->heap_bytes(), 2u * 16u * 12u + 2u * 16u * 34u);
+}
+
+TEST(FlightRecorder, ReadersSeeTextPrefixesWhole) {
+  FlightRecorder r(4, 8);
+  std::atomic<bool> done{false};
+  std::thread reader([&] {
+    while (!done.load()) {
+      for (auto& f : r.to_json()) {
+        if (!f.contains("text")) continue;
+        // Each prefix repeats the last digit of its frame's length.
+        const std::string t = f["text"].get<std::string>();
+        const std::string want(8, static_cast<char>('0' + f["length"].get<std::uint64_t>() % 10));
+        ASSERT_EQ(t, want);
+      }
+    }
+  });
+  for (std::uint64_t i = 0; i < 100000; ++i) {
+    const std::uint64_t len = 10 + i % 10;
+    r.record(kU2C, hdr(1, len), milliseconds(i / 100));
+    r.record_text(kU2C, as_bytes(std::string(8, static_cast<char>('0' + i % 10))), false);
+  }
+  done = true;
+  reader.join();
+}

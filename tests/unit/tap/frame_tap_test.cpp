@@ -101,7 +101,8 @@ TEST(FrameTap, NonMinimalLengths) {
   o = check_splits(client_cfg(), cframe(kBin, filled(3), {.form = LenForm::len64}));
   EXPECT_EQ(o.first_violation, Violation::length_not_minimal);
   // The boundaries themselves are minimal.
-  EXPECT_FALSE(check_splits(client_cfg(), cframe(kBin, filled(126), {.form = LenForm::len16})).failed);
+  EXPECT_FALSE(
+      check_splits(client_cfg(), cframe(kBin, filled(126), {.form = LenForm::len16})).failed);
   EXPECT_FALSE(
       check_splits(client_cfg(), cframe(kBin, filled(65536), {.form = LenForm::len64})).failed);
 }
@@ -139,8 +140,8 @@ TEST(FrameTap, OneTebibyteRefusedAtTheHeader) {
 TEST(FrameTap, ReservedOpcodes) {
   for (uint8_t opc : {3, 4, 5, 6, 7, 0xB, 0xC, 0xD, 0xE, 0xF}) {
     SCOPED_TRACE(int{opc});
-    const Outcome o = check_splits(client_cfg(), concat(cframe(opc, bytes("abc")),
-                                                        cframe(kText, bytes("ok"))));
+    const Outcome o =
+        check_splits(client_cfg(), concat(cframe(opc, bytes("abc")), cframe(kText, bytes("ok"))));
     EXPECT_EQ(o.events, (Events{"violation reserved_opcode", "text 2"}));
     EXPECT_EQ(o.stats.frames[opc], 1u);
     EXPECT_EQ(o.stats.control_frames, 0u);
@@ -161,10 +162,10 @@ TEST(FrameTap, Rsv1WithDeflate) {
   TapConfig cfg = client_cfg();
   cfg.deflate_negotiated = true;
   // RSV1 on the first frame of a data message: compressed, fine.
-  Outcome o = check_splits(cfg, concat(cframe(kText, bytes("ab"), {.fin = false, .rsv = 0x40}),
-                                       cframe(kCont, bytes("cd")),
-                                       cframe(kBin, bytes("e"), {.rsv = 0x40}),
-                                       cframe(kBin, bytes("f"))));
+  Outcome o =
+      check_splits(cfg, concat(cframe(kText, bytes("ab"), {.fin = false, .rsv = 0x40}),
+                               cframe(kCont, bytes("cd")), cframe(kBin, bytes("e"), {.rsv = 0x40}),
+                               cframe(kBin, bytes("f"))));
   EXPECT_EQ(o.events, (Events{"text 4 compressed", "binary 1 compressed", "binary 1"}));
   EXPECT_EQ(o.stats.compressed_messages, 2u);
   EXPECT_FALSE(o.failed);
@@ -209,8 +210,8 @@ TEST(FrameTap, PingPongPayloadsUnmasked) {
 TEST(FrameTap, ControlTooLong) {
   for (uint8_t opc : {kPing, kPong, kClose}) {
     SCOPED_TRACE(int{opc});
-    const Outcome o = check_splits(client_cfg(), concat(cframe(opc, filled(126)),
-                                                        cframe(kText, bytes("after"))));
+    const Outcome o =
+        check_splits(client_cfg(), concat(cframe(opc, filled(126)), cframe(kText, bytes("after"))));
     // The payload is skipped, never buffered; an oversized close is not decoded.
     EXPECT_EQ(o.events, (Events{"violation control_too_long", "text 5"}));
     EXPECT_FALSE(o.close_seen);
@@ -256,8 +257,8 @@ TEST(FrameTap, InMessageBetweenFragments) {
 }
 
 TEST(FrameTap, UnexpectedContinuation) {
-  const Outcome o = check_splits(server_cfg(), concat(sframe(kCont, bytes("x")),
-                                                      sframe(kText, bytes("y"))));
+  const Outcome o =
+      check_splits(server_cfg(), concat(sframe(kCont, bytes("x")), sframe(kText, bytes("y"))));
   EXPECT_EQ(o.events, (Events{"violation unexpected_continuation", "text 1"}));
   EXPECT_EQ(o.first_violation_offset, 0u);
 }
@@ -274,8 +275,8 @@ TEST(FrameTap, MessageSizeCapAcrossFragments) {
   TapConfig cfg = client_cfg();
   cfg.max_message_bytes = 10;
   // Exactly at the cap: fine.
-  Outcome o = check_splits(cfg, concat(cframe(kBin, filled(6), {.fin = false}),
-                                       cframe(kCont, filled(4))));
+  Outcome o =
+      check_splits(cfg, concat(cframe(kBin, filled(6), {.fin = false}), cframe(kCont, filled(4))));
   EXPECT_FALSE(o.failed);
   EXPECT_EQ(o.events, (Events{"binary 10"}));
   // One byte over, decided at the second header.
@@ -351,8 +352,8 @@ TEST(FrameTap, CloseLongestReasonAndUtf8) {
   EXPECT_EQ(o.close_reason, kosme);
   EXPECT_FALSE(o.failed);
   // Invalid: a lone continuation byte, a surrogate, a truncated sequence.
-  for (std::string bad : {std::string("ok\x80"), std::string("\xED\xA0\x80"),
-                          std::string("\xCE")}) {
+  for (std::string bad :
+       {std::string("ok\x80"), std::string("\xED\xA0\x80"), std::string("\xCE")}) {
     o = check_splits(client_cfg(), cframe(kClose, close_payload(1000, bad)));
     EXPECT_EQ(o.events.front(), "violation close_reason_not_utf8");
     EXPECT_EQ(o.close_code, 1000);
@@ -404,8 +405,8 @@ TEST(FrameTap, FrameAfterClose) {
   const Bytes close = cframe(kClose, close_payload(1000));
   const Outcome o = check_splits(client_cfg(), concat(close, cframe(kPing, bytes("late")),
                                                       cframe(kClose, close_payload(1001))));
-  EXPECT_EQ(o.events, (Events{"close 1000 ", "violation frame_after_close",
-                              "violation frame_after_close"}));
+  EXPECT_EQ(o.events,
+            (Events{"close 1000 ", "violation frame_after_close", "violation frame_after_close"}));
   EXPECT_EQ(o.close_code, 1000);  // the first close stays
   EXPECT_EQ(o.first_violation_offset, close.size());
   EXPECT_EQ(o.stats.frames[kClose], 2u);
@@ -418,11 +419,12 @@ TEST(FrameTap, CapturesLastTextWithMaskRotation) {
   TapConfig cfg = client_cfg();
   cfg.capture_text_bytes = 4096;
   // Fragment sizes not multiples of 4, so the mask key phase moves across frames.
-  const Bytes in = concat(cframe(kText, bytes("first"), {}),
-                          cframe(kText, bytes("{\"type\":\"er"), {.fin = false, .mask = 0x01020304u}),
-                          cframe(kPing, bytes("p")),
-                          cframe(kCont, bytes("ror\",\"code\":1011}"), {.mask = 0xA5B6C7D8u}),
-                          cframe(kBin, filled(33)));  // binary does not replace the text
+  const Bytes in =
+      concat(cframe(kText, bytes("first"), {}),
+             cframe(kText, bytes("{\"type\":\"er"), {.fin = false, .mask = 0x01020304u}),
+             cframe(kPing, bytes("p")),
+             cframe(kCont, bytes("ror\",\"code\":1011}"), {.mask = 0xA5B6C7D8u}),
+             cframe(kBin, filled(33)));  // binary does not replace the text
   const Outcome o = check_splits(cfg, in);
   EXPECT_EQ(o.last_text, "{\"type\":\"error\",\"code\":1011}");
   EXPECT_FALSE(o.last_text_truncated);
@@ -449,8 +451,8 @@ TEST(FrameTap, CaptureKeepsLastCompleteWhileNextIsOpen) {
   cfg.capture_text_bytes = 16;
   FrameTap tap(cfg);
   EXPECT_EQ(tap.last_text(), "");
-  const Bytes in = concat(sframe(kText, bytes("complete")), sframe(kText, bytes("partial"),
-                                                                   {.fin = false}));
+  const Bytes in =
+      concat(sframe(kText, bytes("complete")), sframe(kText, bytes("partial"), {.fin = false}));
   tap.feed(in.data(), in.size());
   EXPECT_EQ(tap.last_text(), "complete");
   const Bytes end = sframe(kCont, bytes("!"));
@@ -491,8 +493,8 @@ TEST(FrameTap, TextUtf8Validation) {
   o = check_splits(cfg, cframe(kText, Bytes{'a', 0xC0, 0xAF, 'b', 0xFF}));
   EXPECT_EQ(o.events, (Events{"violation text_not_utf8", "text 5"}));
   // Message ends inside a sequence.
-  o = check_splits(cfg, concat(cframe(kText, Bytes{'a', 0xE2, 0x82}, {.fin = false}),
-                               cframe(kCont, {})));
+  o = check_splits(
+      cfg, concat(cframe(kText, Bytes{'a', 0xE2, 0x82}, {.fin = false}), cframe(kCont, {})));
   EXPECT_EQ(o.events, (Events{"violation text_not_utf8", "text 3"}));
   // Binary is never validated; a later valid text message passes.
   o = check_splits(cfg, concat(cframe(kBin, Bytes{0xFF}), cframe(kText, bytes("\xE2\x82\xAC"))));
@@ -507,12 +509,12 @@ TEST(FrameTap, TextUtf8Validation) {
 
 TEST(FrameTap, StatsExactForMixedStream) {
   TapConfig cfg = server_cfg();
-  const Bytes in = concat(sframe(kText, bytes("a")),                        // 3 bytes
-                          sframe(kBin, filled(200), {.fin = false}),        // 4 + 200
-                          sframe(kPing, bytes("pp")),                       // 4
-                          sframe(kCont, filled(70000)),                     // 10 + 70000
-                          sframe(kPong, {}),                                // 2
-                          sframe(6, bytes("r")),                            // 3 reserved
+  const Bytes in = concat(sframe(kText, bytes("a")),                               // 3 bytes
+                          sframe(kBin, filled(200), {.fin = false}),               // 4 + 200
+                          sframe(kPing, bytes("pp")),                              // 4
+                          sframe(kCont, filled(70000)),                            // 10 + 70000
+                          sframe(kPong, {}),                                       // 2
+                          sframe(6, bytes("r")),                                   // 3 reserved
                           sframe(kClose, close_payload(1011, "Internal error")));  // 2 + 16
   const Outcome o = check_splits(cfg, in);
   TapStats want;
@@ -628,4 +630,43 @@ TEST(FrameTap, NoFrameHeadersUnlessAsked) {
   const Bytes in = concat(cframe(kText, bytes("abc")), cframe(kPing, {}));
   tap.feed(in.data(), in.size());
   EXPECT_TRUE(sink.headers.empty());
+}
+
+// ---------------------------------------------------------------- text prefixes
+
+TEST(FrameTap, TextPrefixOfEachTextMessageUnmaskedAtAnySplit) {
+  TapConfig cfg = client_cfg();
+  cfg.text_prefix_bytes = 5;
+  const Bytes in = concat(cframe(kText, bytes("hello world")), cframe(kText, bytes("hi")),
+                          cframe(kBin, bytes("binary bytes")), cframe(kText, bytes("exact")));
+  const Outcome o = check_splits(cfg, in);
+  EXPECT_EQ(o.events, (Events{"prefix hello cut", "text 11", "prefix hi", "text 2", "binary 12",
+                              "prefix exact", "text 5"}));
+}
+
+TEST(FrameTap, TextPrefixOnlyFromAMessagesFirstFrame) {
+  TapConfig cfg = server_cfg();
+  cfg.text_prefix_bytes = 4;
+  const Bytes in = concat(sframe(kText, bytes("first "), FrameOpts{.fin = false}),
+                          sframe(kPing, bytes("p")), sframe(kCont, bytes("second part")));
+  const Outcome o = check_splits(cfg, in);
+  EXPECT_EQ(o.events, (Events{"prefix firs cut", "ping 70", "text 17"}));
+}
+
+TEST(FrameTap, TextPrefixSkipsCompressedAndEmptyAndIsOffByDefault) {
+  TapConfig cfg = server_cfg();
+  cfg.deflate_negotiated = true;
+  cfg.text_prefix_bytes = 8;
+  const Bytes compressed =
+      concat(sframe(kText, bytes("zzzz"), FrameOpts{.rsv = 0x40}), sframe(kText, {}));
+  EXPECT_EQ(check_splits(cfg, compressed).events, (Events{"text 4 compressed", "text 0"}));
+  EXPECT_EQ(check_splits(server_cfg(), sframe(kText, bytes("hello"))).events, (Events{"text 5"}));
+}
+
+TEST(FrameTap, TextPrefixIsCappedAtAControlPayload) {
+  TapConfig cfg = client_cfg();
+  cfg.text_prefix_bytes = 4096;
+  const std::string text(300, 'a');
+  const Outcome o = check_splits(cfg, cframe(kText, bytes(text)));
+  EXPECT_EQ(o.events, (Events{"prefix " + std::string(125, 'a') + " cut", "text 300"}));
 }

@@ -6,8 +6,8 @@
 
 #include <cstdint>
 #include <optional>
-#include <span>
 #include <ostream>
+#include <span>
 #include <sstream>
 #include <string>
 #include <string_view>
@@ -34,10 +34,10 @@ enum class LenForm { minimal, len16, len64 };
 
 struct FrameOpts {
   bool fin = true;
-  uint8_t rsv = 0;                      // bits 0x40/0x20/0x10
-  std::optional<uint32_t> mask;         // key, big-endian bytes on the wire
+  uint8_t rsv = 0;               // bits 0x40/0x20/0x10
+  std::optional<uint32_t> mask;  // key, big-endian bytes on the wire
   LenForm form = LenForm::minimal;
-  std::optional<uint64_t> announced;    // length written in the header (default: payload size)
+  std::optional<uint64_t> announced;  // length written in the header (default: payload size)
 };
 
 inline Bytes frame(uint8_t opcode, const Bytes& payload, const FrameOpts& o = {}) {
@@ -46,8 +46,8 @@ inline Bytes frame(uint8_t opcode, const Bytes& payload, const FrameOpts& o = {}
   const uint64_t len = o.announced.value_or(payload.size());
   const uint8_t mbit = o.mask ? 0x80 : 0;
   LenForm form = o.form;
-  if (form == LenForm::minimal) form = len < 126 ? LenForm::minimal : len < 65536 ? LenForm::len16
-                                                                                  : LenForm::len64;
+  if (form == LenForm::minimal)
+    form = len < 126 ? LenForm::minimal : len < 65536 ? LenForm::len16 : LenForm::len64;
   if (form == LenForm::minimal) {
     out.push_back(static_cast<uint8_t>(mbit | len));
   } else if (form == LenForm::len16) {
@@ -104,12 +104,15 @@ class RecordingSink final : public TapSink {
   }
   void on_ping(std::span<const uint8_t> p) override { events.push_back("ping " + hex(p)); }
   void on_pong(std::span<const uint8_t> p) override { events.push_back("pong " + hex(p)); }
+  void on_text_prefix(std::span<const uint8_t> p, bool cut) override {
+    events.push_back("prefix " + std::string(p.begin(), p.end()) + (cut ? " cut" : ""));
+  }
   void on_violation(Violation v) override {
     events.push_back("violation " + std::string(to_string(v)));
   }
   void on_message_end(Opcode op, uint64_t size, bool compressed) override {
-    events.push_back(std::string(op == Opcode::text ? "text " : "binary ") +
-                     std::to_string(size) + (compressed ? " compressed" : ""));
+    events.push_back(std::string(op == Opcode::text ? "text " : "binary ") + std::to_string(size) +
+                     (compressed ? " compressed" : ""));
   }
 };
 
@@ -193,11 +196,21 @@ inline bool reference_utf8(std::span<const uint8_t> s) {
     const uint8_t b = s[i];
     size_t n;
     uint32_t cp;
-    if (b < 0x80) { ++i; continue; }
-    if ((b & 0xE0) == 0xC0) { n = 1; cp = b & 0x1F; }
-    else if ((b & 0xF0) == 0xE0) { n = 2; cp = b & 0x0F; }
-    else if ((b & 0xF8) == 0xF0) { n = 3; cp = b & 0x07; }
-    else return false;
+    if (b < 0x80) {
+      ++i;
+      continue;
+    }
+    if ((b & 0xE0) == 0xC0) {
+      n = 1;
+      cp = b & 0x1F;
+    } else if ((b & 0xF0) == 0xE0) {
+      n = 2;
+      cp = b & 0x0F;
+    } else if ((b & 0xF8) == 0xF0) {
+      n = 3;
+      cp = b & 0x07;
+    } else
+      return false;
     if (i + n >= s.size()) return false;  // truncated sequence
     for (size_t k = 1; k <= n; ++k) {
       if ((s[i + k] & 0xC0) != 0x80) return false;
