@@ -13,15 +13,10 @@ import tempfile
 import time
 import urllib.parse
 
-import pytest
+from incident_harness import (WSGATE, FakeUpstream, http_get, incident, make_token, requires_binaries,
+                              run_session, start_backend, start_proxy)
 
-from incident_harness import (WSGATE, FakeUpstream, backend_available, http_get, incident,
-                              make_token, run_session, start_backend, start_proxy, wait_for)
-
-pytestmark = [
-    pytest.mark.skipif(not WSGATE, reason="WSGATE_BIN not set"),
-    pytest.mark.skipif(not backend_available(), reason="WSGATE_BACKEND_BIN not set or not built"),
-]
+pytestmark = requires_binaries()
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 STORM = 5
@@ -146,14 +141,6 @@ def raw_session(port, target, cid, timeout=10):
         except OSError:
             pass
         return int.from_bytes(payload[:2], "big"), payload[2:].decode(errors="replace")
-
-
-@pytest.fixture
-def procs():
-    started = []
-    yield started
-    for p in reversed(started):
-        p.stop()
 
 
 def test_incident_browser_in_chromium(tmp_path, procs):
