@@ -11,8 +11,6 @@ import threading
 import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "integration", "lib"))
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "integration", "incidents"))
-from incident_harness import procs, traces  # noqa: E402,F401
 from proxy_fixtures import dev_cert, proxy_factory_at, upstream  # noqa: E402,F401
 from wsgate_harness import rss_kib  # noqa: E402,F401  (test_hardening imports it from here)
 

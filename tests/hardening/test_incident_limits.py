@@ -15,8 +15,8 @@ import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "integration", "incidents"))
 from incident_harness import (WSGATE, FakeUpstream, http_get, incident, metric_value,  # noqa: E402
-                              procs_fixture, requires_binaries, run_session, start_proxy, wait_for,
-                              ws_session)
+                              procs_fixture, requires_binaries, run_session, start_proxy, traces_fixture,
+                              wait_for, ws_session)
 
 pytestmark = requires_binaries(backend=False)
 
@@ -31,6 +31,7 @@ def upstream():
     u.stop()
 
 
+traces = traces_fixture()
 procs = procs_fixture(last_first=False)
 
 

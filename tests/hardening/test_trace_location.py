@@ -18,7 +18,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "integration", "incidents"))
 sys.path.insert(0, os.path.join(HERE, "..", "integration", "lib"))
 from incident_harness import (BACKEND, JWT_SECRET, WSGATE, FakeUpstream, Proc,  # noqa: E402
                               TraceServer, free_port, http_get, incident, incidents, make_token,
-                              metric_value, requires_binaries, run_session, start_proxy, wait_for,
+                              metric_value, procs_fixture, requires_binaries, run_session, start_proxy, wait_for,
                               ws_session)
 from wsgate_harness import raw_connect  # noqa: E402
 
@@ -26,6 +26,8 @@ HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
 SESSIONS = 40
 
 pytestmark = requires_binaries()
+
+procs = procs_fixture()
 
 
 class HAProxy:

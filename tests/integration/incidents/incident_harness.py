@@ -317,8 +317,9 @@ class TraceServer:
         self._thread.join(10)
 
 
-# ---- fixtures (tests/integration/incidents/conftest.py and tests/hardening/conftest.py
-# offer procs and traces; a module wanting another stop order assigns its own procs)
+# ---- fixtures: a test module takes one by assigning it (procs = procs_fixture()),
+# which keeps a function argument from shadowing an import and leaves the
+# directory without a conftest module for `from conftest import` to mistake.
 
 def procs_fixture(last_first=True):
     """A `procs` fixture: the test appends what it starts, teardown stops it
@@ -333,11 +334,11 @@ def procs_fixture(last_first=True):
     return procs
 
 
-procs = procs_fixture()
-
-
-@pytest.fixture
-def traces():
-    t = TraceServer()
-    yield t
-    t.stop()
+def traces_fixture():
+    """A `traces` fixture: a TraceServer, stopped at teardown."""
+    @pytest.fixture
+    def traces():
+        t = TraceServer()
+        yield t
+        t.stop()
+    return traces

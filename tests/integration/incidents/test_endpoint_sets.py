@@ -15,7 +15,7 @@ import pytest
 import websockets
 
 from incident_harness import (BACKEND, JWT_SECRET, Proc, http_get, incidents, make_token, metric_value,
-                              requires_binaries, start_proxy, wait_for)
+                              procs_fixture, requires_binaries, start_proxy, wait_for)
 
 pytestmark = requires_binaries()
 
@@ -23,6 +23,8 @@ pytestmark = requires_binaries()
 # message, which the backend answers with 1011 "Internal error".
 FAULT = "handler.throw=ping"
 PING = '{"type":"ping","id":"1"}'
+
+procs = procs_fixture()
 
 
 def start_replica(tmp_path, name, listen="127.0.0.1:0", admin="127.0.0.1:0"):

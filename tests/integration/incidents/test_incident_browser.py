@@ -13,8 +13,8 @@ import tempfile
 import time
 import urllib.parse
 
-from incident_harness import (WSGATE, FakeUpstream, http_get, incident, make_token, requires_binaries,
-                              run_session, start_backend, start_proxy)
+from incident_harness import (WSGATE, FakeUpstream, http_get, incident, make_token, procs_fixture,
+                              requires_binaries, run_session, start_backend, start_proxy)
 
 pytestmark = requires_binaries()
 
@@ -141,6 +141,9 @@ def raw_session(port, target, cid, timeout=10):
         except OSError:
             pass
         return int.from_bytes(payload[:2], "big"), payload[2:].decode(errors="replace")
+
+
+procs = procs_fixture()
 
 
 def test_incident_browser_in_chromium(tmp_path, procs):

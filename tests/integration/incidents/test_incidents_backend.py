@@ -6,10 +6,13 @@ import json
 
 import pytest
 
-from incident_harness import (http_get, incident, incidents, make_token, metric_value, requires_binaries,
-                              run_session, start_backend, start_proxy, wait_for, ws_session)
+from incident_harness import (http_get, incident, incidents, make_token, metric_value, procs_fixture,
+                              requires_binaries, run_session, start_backend, start_proxy, wait_for,
+                              ws_session)
 
 pytestmark = requires_binaries()
+
+procs = procs_fixture()
 
 
 def stack(tmp_path, procs, policy, faults=(), proxy_extra=(), log_level="info"):

@@ -15,7 +15,7 @@ from wsgate_harness import rss_kib  # noqa: E402
 
 from incident_harness import (FakeUpstream, free_port, http_get, incident, incidents,  # noqa: E402
                               metric_value, procs_fixture, requires_binaries, run_session, start_proxy,
-                              wait_for)
+                              traces_fixture, wait_for)
 
 JWT = ("eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9."
        "eyJzdWIiOiJzdGFnaW5nLWUyZS11c2VyLTAwMSJ9.N2Y0Zm9vYmFyYmF6cXV4c2lnbmF0dXJl")
@@ -30,6 +30,7 @@ def upstream():
     u.stop()
 
 
+traces = traces_fixture()
 procs = procs_fixture(last_first=False)
 
 
