@@ -15,9 +15,10 @@ import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "integration", "incidents"))
 from incident_harness import (WSGATE, FakeUpstream, http_get, incident, metric_value,  # noqa: E402
-                              run_session, start_proxy, TraceServer, wait_for, ws_session)
+                              procs_fixture, requires_binaries, run_session, start_proxy, traces_fixture,
+                              wait_for, ws_session)
 
-pytestmark = pytest.mark.skipif(not WSGATE, reason="WSGATE_BIN not set")
+pytestmark = requires_binaries(backend=False)
 
 FETCH_BOUND = 16
 FD_SLACK = 40  # listener, admin, epoll, eventfds, log files, ASan, in-flight teardown
@@ -30,19 +31,8 @@ def upstream():
     u.stop()
 
 
-@pytest.fixture
-def traces():
-    t = TraceServer()
-    yield t
-    t.stop()
-
-
-@pytest.fixture
-def procs():
-    started = []
-    yield started
-    for p in started:
-        p.stop()
+traces = traces_fixture()
+procs = procs_fixture(last_first=False)
 
 
 def session_1011(proxy, cid):

@@ -17,26 +17,17 @@ HERE = os.path.dirname(__file__)
 sys.path.insert(0, os.path.join(HERE, "..", "integration", "incidents"))
 sys.path.insert(0, os.path.join(HERE, "..", "integration", "lib"))
 from incident_harness import (BACKEND, JWT_SECRET, WSGATE, FakeUpstream, Proc,  # noqa: E402
-                              TraceServer, backend_available, free_port, http_get, incident, incidents,
-                              make_token, metric_value, run_session, start_proxy, wait_for,
+                              TraceServer, free_port, http_get, incident, incidents, make_token,
+                              metric_value, procs_fixture, requires_binaries, run_session, start_proxy, wait_for,
                               ws_session)
 from wsgate_harness import raw_connect  # noqa: E402
 
 HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
 SESSIONS = 40
 
-pytestmark = [
-    pytest.mark.skipif(not WSGATE, reason="WSGATE_BIN not set"),
-    pytest.mark.skipif(not backend_available(), reason="WSGATE_BACKEND_BIN not set or not built"),
-]
+pytestmark = requires_binaries()
 
-
-@pytest.fixture
-def procs():
-    started = []
-    yield started
-    for p in reversed(started):
-        p.stop()
+procs = procs_fixture()
 
 
 class HAProxy:

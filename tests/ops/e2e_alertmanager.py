@@ -38,6 +38,8 @@ import urllib.request
 
 import yaml
 
+from e2e_check import get  # the script's directory is on sys.path
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
 ALERT = "WsgateHigh1011Ratio"
@@ -64,16 +66,6 @@ def free_ports(n):
     for s in socks:
         s.close()
     return ports
-
-
-def get(url, timeout=5):
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as r:
-            return r.status, r.read().decode("utf-8", "replace")
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode("utf-8", "replace")
-    except (urllib.error.URLError, OSError) as e:
-        return None, str(e)
 
 
 class Webhook(http.server.BaseHTTPRequestHandler):
@@ -304,7 +296,7 @@ def check(run):
     # What the incidents themselves say: the stage and the missing attribute.
     stages = set()
     for name, r in replicas.items():
-        status, body = get(f"http://{r['admin']}/incidents?code=1011&limit=1000")
+        status, body = get(f"http://{r['admin']}/incidents?code=1011&limit=1000", timeout=5)
         if status != 200:
             raise Failure(f"GET /incidents?code=1011 on replica {name} answered {status}: {body[:200]}")
         stored = {i["correlation_id"]: i for i in incident_list(body)}
@@ -356,7 +348,7 @@ def check(run):
 
     # Follow the links as on-call would: the browser page first, then the
     # JSON of every replica.
-    status, page = get(links["incidents_url"])
+    status, page = get(links["incidents_url"], timeout=5)
     print(f"== GET {links['incidents_url']} -> {status}")
     busiest_ids = next(r["ids"] for r in replicas.values() if r["admin"] == busiest)
     if status != 200:
@@ -367,7 +359,7 @@ def check(run):
         url = per_replica[r["admin"]]
         if r["admin"] == busiest:
             url = links["incidents_json_url"]
-        status, body = get(url)
+        status, body = get(url, timeout=5)
         print(f"== GET {url} -> {status}")
         if status != 200:
             raise Failure(f"the incidents link {url} answered {status}: {body[:200]}")

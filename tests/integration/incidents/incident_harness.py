@@ -14,6 +14,7 @@ import time
 import urllib.error
 import urllib.request
 
+import pytest
 import websockets
 
 WSGATE = os.environ.get("WSGATE_BIN", "")
@@ -24,6 +25,16 @@ JWT_SECRET = "incident-tests-secret-0123456789abcdef"
 
 def backend_available():
     return bool(BACKEND) and os.access(BACKEND, os.X_OK)
+
+
+def requires_binaries(backend=True):
+    """A module's pytestmark: skip without WSGATE_BIN and, with `backend`,
+    without an executable WSGATE_BACKEND_BIN."""
+    marks = [pytest.mark.skipif(not WSGATE, reason="WSGATE_BIN not set")]
+    if backend:
+        marks.append(pytest.mark.skipif(not backend_available(),
+                                        reason="WSGATE_BACKEND_BIN not set or not built"))
+    return marks
 
 
 def free_port():
@@ -304,3 +315,30 @@ class TraceServer:
         self.httpd.shutdown()
         self.httpd.server_close()
         self._thread.join(10)
+
+
+# ---- fixtures: a test module takes one by assigning it (procs = procs_fixture()),
+# which keeps a function argument from shadowing an import and leaves the
+# directory without a conftest module for `from conftest import` to mistake.
+
+def procs_fixture(last_first=True):
+    """A `procs` fixture: the test appends what it starts, teardown stops it
+    all, the last started first (a proxy before the backend it fronts) or,
+    with last_first=False, in the order started."""
+    @pytest.fixture
+    def procs():
+        started = []
+        yield started
+        for p in (reversed(started) if last_first else started):
+            p.stop()
+    return procs
+
+
+def traces_fixture():
+    """A `traces` fixture: a TraceServer, stopped at teardown."""
+    @pytest.fixture
+    def traces():
+        t = TraceServer()
+        yield t
+        t.stop()
+    return traces

@@ -14,26 +14,17 @@ import time
 import pytest
 import websockets
 
-from incident_harness import (BACKEND, JWT_SECRET, WSGATE, Proc, backend_available, http_get,
-                              incidents, make_token, metric_value, start_proxy, wait_for)
+from incident_harness import (BACKEND, JWT_SECRET, Proc, http_get, incidents, make_token, metric_value,
+                              procs_fixture, requires_binaries, start_proxy, wait_for)
 
-pytestmark = [
-    pytest.mark.skipif(not WSGATE, reason="WSGATE_BIN not set"),
-    pytest.mark.skipif(not backend_available(), reason="WSGATE_BACKEND_BIN not set or not built"),
-]
+pytestmark = requires_binaries()
 
 # handler.throw=ping: a session stays open until its client sends a ping
 # message, which the backend answers with 1011 "Internal error".
 FAULT = "handler.throw=ping"
 PING = '{"type":"ping","id":"1"}'
 
-
-@pytest.fixture
-def procs():
-    started = []
-    yield started
-    for p in reversed(started):
-        p.stop()
+procs = procs_fixture()
 
 
 def start_replica(tmp_path, name, listen="127.0.0.1:0", admin="127.0.0.1:0"):

@@ -13,15 +13,10 @@ import tempfile
 import time
 import urllib.parse
 
-import pytest
+from incident_harness import (WSGATE, FakeUpstream, http_get, incident, make_token, procs_fixture,
+                              requires_binaries, run_session, start_backend, start_proxy)
 
-from incident_harness import (WSGATE, FakeUpstream, backend_available, http_get, incident,
-                              make_token, run_session, start_backend, start_proxy, wait_for)
-
-pytestmark = [
-    pytest.mark.skipif(not WSGATE, reason="WSGATE_BIN not set"),
-    pytest.mark.skipif(not backend_available(), reason="WSGATE_BACKEND_BIN not set or not built"),
-]
+pytestmark = requires_binaries()
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 STORM = 5
@@ -148,12 +143,7 @@ def raw_session(port, target, cid, timeout=10):
         return int.from_bytes(payload[:2], "big"), payload[2:].decode(errors="replace")
 
 
-@pytest.fixture
-def procs():
-    started = []
-    yield started
-    for p in reversed(started):
-        p.stop()
+procs = procs_fixture()
 
 
 def test_incident_browser_in_chromium(tmp_path, procs):

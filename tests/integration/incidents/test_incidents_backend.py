@@ -3,26 +3,16 @@ failure (strict context), a handler exception, normal closes, a restart, 200
 concurrent 1011s, and no token anywhere."""
 import asyncio
 import json
-import os
 
 import pytest
 
-from incident_harness import (WSGATE, backend_available, http_get, incident, incidents, make_token,
-                              metric_value, run_session, start_backend, start_proxy, wait_for,
+from incident_harness import (http_get, incident, incidents, make_token, metric_value, procs_fixture,
+                              requires_binaries, run_session, start_backend, start_proxy, wait_for,
                               ws_session)
 
-pytestmark = [
-    pytest.mark.skipif(not WSGATE, reason="WSGATE_BIN not set"),
-    pytest.mark.skipif(not backend_available(), reason="WSGATE_BACKEND_BIN not set or not built"),
-]
+pytestmark = requires_binaries()
 
-
-@pytest.fixture
-def procs():
-    started = []
-    yield started
-    for p in reversed(started):
-        p.stop()
+procs = procs_fixture()
 
 
 def stack(tmp_path, procs, policy, faults=(), proxy_extra=(), log_level="info"):

@@ -13,13 +13,14 @@ import pytest
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 from wsgate_harness import rss_kib  # noqa: E402
 
-from incident_harness import (WSGATE, FakeUpstream, TraceServer, free_port, http_get, incident,  # noqa: E402
-                              incidents, metric_value, run_session, start_proxy, wait_for)
+from incident_harness import (FakeUpstream, free_port, http_get, incident, incidents,  # noqa: E402
+                              metric_value, procs_fixture, requires_binaries, run_session, start_proxy,
+                              traces_fixture, wait_for)
 
 JWT = ("eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9."
        "eyJzdWIiOiJzdGFnaW5nLWUyZS11c2VyLTAwMSJ9.N2Y0Zm9vYmFyYmF6cXV4c2lnbmF0dXJl")
 
-pytestmark = pytest.mark.skipif(not WSGATE, reason="WSGATE_BIN not set")
+pytestmark = requires_binaries(backend=False)
 
 
 @pytest.fixture
@@ -29,19 +30,8 @@ def upstream():
     u.stop()
 
 
-@pytest.fixture
-def traces():
-    t = TraceServer()
-    yield t
-    t.stop()
-
-
-@pytest.fixture
-def procs():
-    started = []
-    yield started
-    for p in started:
-        p.stop()
+traces = traces_fixture()
+procs = procs_fixture(last_first=False)
 
 
 def strict_trace(cid):
