@@ -2,8 +2,9 @@
 """Smoke test of wsgate-bench (ctest label bench-smoke): an echo upstream on
 port 0, ~2 s of closed-loop load with 4 connections, then short open-loop
 runs (one checks the achieved rate against the offered one), a connect run
-and a small idle hold. Asserts correctness only (no errors, messages echoed,
-sessions held, the open-loop rate within generous bounds) -- never speed.
+and small idle holds (cold, and warm: one echo per session first). Asserts
+correctness only (no errors, messages echoed, sessions held, the open-loop
+rate within generous bounds) -- never speed.
 
 usage: smoke_test.py PATH/TO/wsgate-bench
 """
@@ -90,6 +91,15 @@ def main():
             hold.send_signal(signal.SIGTERM)
             last = json.loads(hold.stdout.readline())
             expect(hold.wait(timeout=10) == 0 and last["dropped"] == 0, "hold releases on SIGTERM", last)
+
+            hold = subprocess.Popen([bench, "hold", "--url", url, "--connections", "20", "--hold", "30",
+                                     "--warm", "64"], stdout=subprocess.PIPE, text=True)
+            first = json.loads(hold.stdout.readline())
+            expect(first["established"] == 20 and first["errors"] == 0 and first["warm_bytes"] == 64,
+                   "hold --warm echoes once on each of 20 sessions", first)
+            hold.send_signal(signal.SIGTERM)
+            last = json.loads(hold.stdout.readline())
+            expect(hold.wait(timeout=10) == 0 and last["dropped"] == 0, "warm hold releases", last)
 
             rc, r = run_json([bench, "load", "--url", "ws://127.0.0.1:1/", "--duration", "0.2",
                               "--warmup", "0", "--timeout", "2"])
