@@ -54,6 +54,7 @@ struct HoldOptions {
   int connections = 1000;
   double hold_s = 3600;
   int concurrency = 128;  // handshakes in flight while opening
+  std::size_t warm_bytes = 0;  // one echo of this size per session before idling; 0: none
 };
 int run_hold(const HoldOptions& options);
 

@@ -14,7 +14,20 @@
 #
 # Reported: throughput (round trips/s, MB/s, p99) per cell with per-round
 # ratios wsgate / best(nginx, HAProxy); proxy CPU per round trip; TLS
-# handshakes/s; RSS per idle session.
+# handshakes/s; RSS per idle session. Sections beyond those (functions
+# section_* near the end, each bounded and selected by BENCH_SECTIONS):
+#   openloop  every target at one fixed offered rate (open loop, below
+#             saturation): p50/p99/p999 from the scheduled send time, achieved
+#             against offered, proxy CPU per round trip (and the tap's cost at
+#             that load, wsgate vs wsgate-tapoff)
+#   workers2  proxy, load and echo all on cores BENCH_WORKERS2_CPUS (0,1): each
+#             proxy at 2 workers (wsgate's default there, nginx
+#             worker_processes 2, HAProxy nbthread 2) and at 1 (wsgate-1w =
+#             --threads 1, nginx-1w, haproxy-1w), one fixed offered rate, proxy
+#             CPU per round trip; the load tool shares the cores with the proxy
+#   fdlimit   9,000 warm-idle sessions held through each proxy under the
+#             run's fd limit (20,000): all held?, RSS, the proxy's fd limit
+#             and open descriptors
 #
 # CPU figures. On a small VM the load core (generator + echo) is usually the
 # bottleneck (~100 % busy while the proxy core idles part of the time), so
@@ -35,14 +48,21 @@
 #
 # Environment knobs:
 #   BENCH_QUICK=1         1 round, 3 s per cell, 1 s warm-up, memory at 5000 only
+#                         (fdlimit still holds its 9,000: that is the cell)
 #   BENCH_ROUNDS=3        rounds of the throughput matrix
 #   BENCH_DURATION=8      measured seconds per cell
 #   BENCH_WARMUP=2        unmeasured seconds before each cell
 #   BENCH_TARGETS="direct wsgate wsgate-tapoff nginx haproxy"
-#   BENCH_SECTIONS="throughput connect memory"
+#   BENCH_SECTIONS="throughput connect memory openloop workers2 fdlimit"
 #   BENCH_CELLS="64x32 1024x32 16384x8 262144x2"   (SIZExCONNECTIONS)
 #   BENCH_SCHEMES="ws wss"
-#   BENCH_HOLD="5000 9000"   idle sessions held for the memory section
+#   BENCH_HOLD="5000"     idle sessions held for the memory section (9,000: fdlimit)
+#   BENCH_HOLD_WARM=64    bytes each held session echoes once before idling (0: cold)
+#   BENCH_OPENLOOP_RATE=10000 BENCH_OPENLOOP_CELLS="64x32"   (msg/s over all sessions)
+#   BENCH_WORKERS2_RATE=10000 BENCH_WORKERS2_CELLS="64x32" BENCH_WORKERS2_CPUS=0,1
+#   BENCH_WORKERS2_TARGETS="wsgate wsgate-1w nginx nginx-1w haproxy haproxy-1w"
+#   BENCH_FDLIMIT_SESSIONS=9000 BENCH_FDLIMIT=20000
+#   BENCH_FDLIMIT_TARGETS="wsgate nginx haproxy"
 #   BENCH_CONNECT_DURATION=5 BENCH_CONNECT_CONCURRENCY=16
 #   BENCH_TOOL=path/to/wsgate-bench   WSGATE=path/to/wsgate
 #   NGINX=/usr/sbin/nginx HAPROXY=/usr/sbin/haproxy
@@ -60,9 +80,23 @@ if [ "${BENCH_QUICK:-0}" = 1 ]; then
   holds=${BENCH_HOLD:-5000}
 else
   rounds=${BENCH_ROUNDS:-3}; duration=${BENCH_DURATION:-8}; warmup=${BENCH_WARMUP:-2}
-  holds=${BENCH_HOLD:-5000 9000}
+  holds=${BENCH_HOLD:-5000}
 fi
-sections=${BENCH_SECTIONS:-throughput connect memory}
+sections=${BENCH_SECTIONS:-throughput connect memory openloop workers2 fdlimit}
+hold_warm=${BENCH_HOLD_WARM:-64}
+# 10,000 msg/s: under half the closed-loop 64 B x 32 rate of the slowest peer
+# on the 2-core reference machine (23k round trips/s, bound by the load core),
+# so neither the load core nor any proxy saturates; report.py flags a run
+# whose achieved rate falls short of the offered one.
+openloop_rate=${BENCH_OPENLOOP_RATE:-10000}
+openloop_cells=${BENCH_OPENLOOP_CELLS:-64x32}
+workers2_rate=${BENCH_WORKERS2_RATE:-10000}
+workers2_cells=${BENCH_WORKERS2_CELLS:-64x32}
+workers2_cpus=${BENCH_WORKERS2_CPUS:-0,1}
+workers2_targets=${BENCH_WORKERS2_TARGETS:-wsgate wsgate-1w nginx nginx-1w haproxy haproxy-1w}
+fdlimit_sessions=${BENCH_FDLIMIT_SESSIONS:-9000}
+fdlimit=${BENCH_FDLIMIT:-20000}
+fdlimit_targets=${BENCH_FDLIMIT_TARGETS:-wsgate nginx haproxy}
 cells=${BENCH_CELLS:-64x32 1024x32 16384x8 262144x2}
 schemes=${BENCH_SCHEMES:-ws wss}
 connect_duration=${BENCH_CONNECT_DURATION:-5}
@@ -89,17 +123,19 @@ fi
 wsgate_bin=${WSGATE:-$build/bin/wsgate}
 
 default_targets="direct wsgate wsgate-tapoff nginx haproxy"
+have_target() {  # NAME: its binary is there (logs the skip otherwise)
+  case $1 in
+    wsgate|wsgate-tapoff|wsgate-1w)
+      if [ ! -x "$wsgate_bin" ]; then
+        log "$1: SKIPPED — $wsgate_bin not found (build the proxy first)"; return 1
+      fi ;;
+    nginx|nginx-1w) [ -x "$nginx_bin" ] || { log "$1: SKIPPED — $nginx_bin not found"; return 1; } ;;
+    haproxy|haproxy-1w) [ -x "$haproxy_bin" ] || { log "$1: SKIPPED — $haproxy_bin not found"; return 1; } ;;
+  esac
+}
 targets=()
 for t in ${BENCH_TARGETS:-$default_targets}; do
-  case $t in
-    wsgate|wsgate-tapoff)
-      if [ ! -x "$wsgate_bin" ]; then
-        log "$t: SKIPPED — $wsgate_bin not found (build the proxy first)"; continue
-      fi ;;
-    nginx) [ -x "$nginx_bin" ] || { log "nginx: SKIPPED — $nginx_bin not found"; continue; } ;;
-    haproxy) [ -x "$haproxy_bin" ] || { log "haproxy: SKIPPED — $haproxy_bin not found"; continue; } ;;
-  esac
-  targets+=("$t")
+  if have_target "$t"; then targets+=("$t"); fi
 done
 
 if [ "$(nproc)" -lt 2 ]; then
@@ -107,7 +143,7 @@ if [ "$(nproc)" -lt 2 ]; then
   proxy_cpu=0
 fi
 
-ulimit -n 20000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+ulimit -n "$fdlimit" 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 log "fd limit $(ulimit -n)"
 
 "$repo/deploy/dev-cert.sh" "$build/dev-cert" >&2
@@ -212,45 +248,55 @@ start_echo echo-wss --tls-cert "$cert" --tls-key "$key"; echo_wss_port=$echo_por
 
 # --- targets ----------------------------------------------------------------
 # start_target NAME: starts it (if a proxy) and sets target_pid, ws_url, wss_url.
-# target_pid is empty for direct.
+# target_pid is empty for direct. nginx and haproxy run peer_workers workers
+# (worker_processes, nbthread); their -1w names and wsgate-1w run one. wsgate
+# runs --threads auto: one worker per CPU of its taskset.
+peer_workers=1
 start_target() {
   local name=$1 ws_port wss_port
+  local nw=$peer_workers
+  case $name in *-1w) nw=1 ;; esac
   target_pid=""
   case $name in
     direct)
       ws_url="ws://127.0.0.1:$echo_ws_port/bench"
       wss_url="wss://127.0.0.1:$echo_wss_port/bench"
       return 0 ;;
-    nginx)
+    nginx|nginx-1w)
+      # A directory per name: nginx and nginx-1w may run side by side.
+      local dir=$work/$name
       ws_port=$(free_port); wss_port=$(free_port)
-      mkdir -p "$work/nginx-tmp"
-      sed -e "s|@DIR@|$work|g" -e "s|@ECHO_PORT@|$echo_ws_port|g" -e "s|@WS_PORT@|$ws_port|g" \
+      mkdir -p "$dir/nginx-tmp"
+      sed -e "s|@DIR@|$dir|g" -e "s|@ECHO_PORT@|$echo_ws_port|g" -e "s|@WS_PORT@|$ws_port|g" \
           -e "s|@WSS_PORT@|$wss_port|g" -e "s|@CERT@|$cert|g" -e "s|@KEY@|$key|g" \
-          "$here/nginx.conf.in" > "$work/nginx.conf"
-      taskset -c "$proxy_cpu" "$nginx_bin" -p "$work" -c "$work/nginx.conf" 2>>"$work/nginx.log" &
+          -e "s|@WORKERS@|$nw|g" "$here/nginx.conf.in" > "$dir/nginx.conf"
+      taskset -c "$proxy_cpu" "$nginx_bin" -p "$dir" -c "$dir/nginx.conf" 2>>"$work/$name.log" &
       target_pid=$! ;;
-    haproxy)
+    haproxy|haproxy-1w)
       ws_port=$(free_port); wss_port=$(free_port)
       sed -e "s|@ECHO_PORT@|$echo_ws_port|g" -e "s|@WS_PORT@|$ws_port|g" \
           -e "s|@WSS_PORT@|$wss_port|g" -e "s|@PEM@|$work/haproxy.pem|g" \
-          "$here/haproxy.cfg.in" > "$work/haproxy.cfg"
-      taskset -c "$proxy_cpu" "$haproxy_bin" -db -f "$work/haproxy.cfg" >>"$work/haproxy.log" 2>&1 &
+          -e "s|@THREADS@|$nw|g" "$here/haproxy.cfg.in" > "$work/$name.cfg"
+      taskset -c "$proxy_cpu" "$haproxy_bin" -db -f "$work/$name.cfg" >>"$work/$name.log" 2>&1 &
       target_pid=$! ;;
-    wsgate|wsgate-tapoff)
-      # wsgate has one listener per process: a ws one and a wss one.
-      local tap=enforce
+    wsgate|wsgate-tapoff|wsgate-1w)
+      # wsgate has one listener per process: a ws one and a wss one. The ws
+      # one's admin port is kept: wsgate_workers says how many workers ran.
+      local tap=enforce threads=auto admin_port
       [ "$name" = wsgate-tapoff ] && tap=off
-      ws_port=$(free_port); wss_port=$(free_port)
+      [ "$name" = wsgate-1w ] && threads=1
+      ws_port=$(free_port); wss_port=$(free_port); admin_port=$(free_port)
+      echo "$admin_port" > "$work/admin.$name"
       taskset -c "$proxy_cpu" "$wsgate_bin" --listen "127.0.0.1:$ws_port" \
-        --admin "127.0.0.1:$(free_port)" --upstream "ws://127.0.0.1:$echo_ws_port" \
-        --tap-mode "$tap" --log-level warn >>"$work/$name.log" 2>&1 &
+        --admin "127.0.0.1:$admin_port" --upstream "ws://127.0.0.1:$echo_ws_port" \
+        --threads "$threads" --tap-mode "$tap" --log-level warn >>"$work/$name.log" 2>&1 &
       target_pid=$!
       pids+=("$target_pid")
       wait_port "$ws_port" "$target_pid" || { log "$name (ws) did not start: $(tail -3 "$work/$name.log")"; return 1; }
       taskset -c "$proxy_cpu" "$wsgate_bin" --listen "127.0.0.1:$wss_port" \
         --admin "127.0.0.1:$(free_port)" --upstream "ws://127.0.0.1:$echo_ws_port" \
         --tls-cert "$cert" --tls-key "$key" \
-        --tap-mode "$tap" --log-level warn >>"$work/$name-tls.log" 2>&1 &
+        --threads "$threads" --tap-mode "$tap" --log-level warn >>"$work/$name-tls.log" 2>&1 &
       target_pid2=$!
       pids+=("$target_pid2")
       wait_port "$wss_port" "$target_pid2" || { log "$name (wss) did not start: $(tail -3 "$work/$name-tls.log")"; return 1; }
@@ -315,10 +361,10 @@ sampled_bench() {  # OUTFILE TARGET SCHEME args...: bench + CPU sample, merged i
 
 # Proxies for the throughput and connect sections: started once, kept running.
 available=()
-start_all() {
+start_all() {  # TARGET...
   local t
   available=()
-  for t in "${targets[@]}"; do
+  for t in "$@"; do
     target_pid2=""
     if start_target "$t"; then
       echo "$ws_url" > "$work/url.$t.ws"; echo "$wss_url" > "$work/url.$t.wss"
@@ -341,7 +387,7 @@ client_tls_flags=(--ca "$ca")
 
 # --- throughput ----------------------------------------------------------------
 if [[ " $sections " == *" throughput "* ]] || [[ " $sections " == *" connect "* ]]; then
-  start_all
+  start_all "${targets[@]}"
   log "targets: ${available[*]}"
 fi
 
@@ -404,7 +450,7 @@ if [[ " $sections " == *" memory "* ]]; then
         holdfile="$work/hold.out"
         : > "$holdfile"
         taskset -c "$load_cpu" "$tool" hold --url "$url" "${flags[@]}" --connections "$count" \
-          --hold 600 --concurrency 64 --timeout 30 > "$holdfile" 2>>"$work/bench-client.log" &
+          --hold 600 --concurrency 64 --timeout 30 --warm "$hold_warm" > "$holdfile" 2>>"$work/bench-client.log" &
         hpid=$!
         pids+=("$hpid")
         for i in $(seq 1800); do [ -s "$holdfile" ] && break; kill -0 "$hpid" 2>/dev/null || break; sleep 0.1; done
@@ -431,6 +477,172 @@ PY
     done
   done
 fi
+
+# --- sections beyond the matrix ------------------------------------------------------
+# Each is a function, bounded in time (rounds x cells x targets runs of warm-up
+# + duration; holds wait at most 180 s), run when named in BENCH_SECTIONS.
+
+# run_cells PREFIX ROUNDS RATE CELLS TARGET...: interleaved rounds (target
+# order rotated each round) of `load` against running targets (start_all),
+# one JSON per run, PREFIX-TARGET-SCHEME-SIZE-CONNS-rROUND.json, the CPU
+# sample merged in. RATE > 0: open loop at RATE msg/s over all sessions.
+run_cells() {
+  local prefix=$1 nrounds=$2 rate=$3 cellset=$4
+  shift 4
+  local list=("$@") round i n cell size conns scheme t flags rate_flags=()
+  [ "$rate" = 0 ] || rate_flags=(--rate "$rate")
+  n=${#list[@]}
+  [ "$n" -gt 0 ] || return 0
+  for round in $(seq "$nrounds"); do
+    local order=()
+    for i in $(seq 0 $((n - 1))); do order+=("${list[$(((i + round - 1) % n))]}"); done
+    for cell in $cellset; do
+      size=${cell%x*}; conns=${cell#*x}
+      for scheme in $schemes; do
+        for t in "${order[@]}"; do
+          log "$prefix round $round/$nrounds  $scheme ${size}B x $conns at ${rate} msg/s  $t"
+          flags=(); [ "$scheme" = wss ] && flags=("${client_tls_flags[@]}")
+          sampled_bench "$out/$prefix-$t-$scheme-$size-$conns-r$round.json" "$t" "$scheme" load \
+            --url "$(url_for "$t" "$scheme")" "${flags[@]}" --connections "$conns" --size "$size" \
+            --inflight 1 --duration "$duration" --warmup "$warmup" "${rate_flags[@]}"
+        done
+      done
+    done
+  done
+}
+
+# openloop: every target at one offered rate, pinned as the matrix is.
+section_openloop() {
+  start_all "${targets[@]}"
+  log "openloop at $openloop_rate msg/s: ${available[*]}"
+  run_cells ol "$rounds" "$openloop_rate" "$openloop_cells" "${available[@]}"
+  stop_all
+}
+
+workers_of() {  # TARGET: the worker count the running target reports
+  case $1 in
+    wsgate*)
+      "$py" - "$(cat "$work/admin.$1")" <<'PY'
+import re, sys, urllib.request
+try:
+    text = urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/metrics", timeout=5).read().decode()
+    m = re.search(r"^wsgate_workers(?:\{[^}]*\})? (\S+)$", text, re.M)
+    print(int(float(m.group(1))) if m else "null")
+except OSError:
+    print("null")
+PY
+      ;;
+    nginx*) ps -o pid= --ppid "$(pid_for "$1" ws)" | wc -l ;;
+    haproxy*) awk '/^Threads:/ {print $2}' "/proc/$(pid_for "$1" ws)/status" ;;
+    *) echo null ;;
+  esac
+}
+
+# workers2: proxy, load and echo share cores BENCH_WORKERS2_CPUS; each proxy
+# at 2 workers and at 1, one offered rate, so CPU per round trip compares.
+section_workers2() {
+  if [ "$(nproc)" -lt 2 ]; then log "workers2: SKIPPED — fewer than 2 CPUs"; return 0; fi
+  local keep_proxy=$proxy_cpu keep_load=$load_cpu keep_echo=$echo_ws_port echo_pid t list=()
+  for t in $workers2_targets; do
+    if [ "$t" != direct ] && have_target "$t"; then list+=("$t"); fi
+  done
+  proxy_cpu=$workers2_cpus; load_cpu=$workers2_cpus; peer_workers=2
+  start_echo w2-echo-ws; echo_pid=$last_pid; echo_ws_port=$echo_port
+  start_all "${list[@]}"
+  {
+    echo "{\"cpus\": \"$workers2_cpus\""
+    for t in "${available[@]}"; do echo ", \"$t\": $(workers_of "$t")"; done
+    echo "}"
+  } > "$out/w2-workers.json"
+  log "workers2 on cores $workers2_cpus at $workers2_rate msg/s: $(tr -d '\n' < "$out/w2-workers.json")"
+  run_cells w2 "$rounds" "$workers2_rate" "$workers2_cells" "${available[@]}"
+  stop_all
+  stop_pid "$echo_pid"
+  proxy_cpu=$keep_proxy; load_cpu=$keep_load; echo_ws_port=$keep_echo; peer_workers=1
+}
+
+fd_limit_of() {  # PID: lowest soft RLIMIT_NOFILE of the process and its children
+  local p v low=""
+  for p in "$1" $(ps -o pid= --ppid "$1" 2>/dev/null); do
+    v=$(awk '/^Max open files/ {print $4}' "/proc/$p/limits" 2>/dev/null) || continue
+    [ -n "$v" ] || continue
+    if [ -z "$low" ] || [ "$v" -lt "$low" ]; then low=$v; fi
+  done
+  echo "${low:-null}"
+}
+fd_count() {  # PID: open descriptors of the process and its children
+  local p total=0
+  for p in "$1" $(ps -o pid= --ppid "$1" 2>/dev/null); do
+    total=$((total + $(ls "/proc/$p/fd" 2>/dev/null | wc -l)))
+  done
+  echo "$total"
+}
+
+# hold_cell OUTFILE TARGET SCHEME COUNT: a fresh TARGET holding COUNT
+# warm-idle sessions: how many were held, RSS, the proxy's fd limit and open
+# descriptors, and the hold tool's own limit.
+hold_cell() {
+  local file=$1 t=$2 scheme=$3 count=$4 url mpid base rss fds limit hlimit held released hpid i
+  local flags=() holdfile=$work/hold.out
+  target_pid2=""
+  start_target "$t" || { log "$t: SKIPPED for $count sessions"; stop_target; return 0; }
+  if [ "$scheme" = wss ]; then url=$wss_url; mpid=${target_pid2:-$target_pid}; flags=("${client_tls_flags[@]}")
+  else url=$ws_url; mpid=$target_pid; fi
+  sleep 0.5
+  base=$(rss_kib "$mpid")
+  log "fdlimit $scheme $count warm-idle sessions via $t (pid $mpid, fd limit $(fd_limit_of "$mpid"))"
+  : > "$holdfile"
+  taskset -c "$load_cpu" "$tool" hold --url "$url" "${flags[@]}" --connections "$count" \
+    --hold 600 --concurrency 64 --timeout 30 --warm "$hold_warm" > "$holdfile" 2>>"$work/bench-client.log" &
+  hpid=$!
+  pids+=("$hpid")
+  for i in $(seq 1800); do [ -s "$holdfile" ] && break; kill -0 "$hpid" 2>/dev/null || break; sleep 0.1; done
+  sleep 2  # let the proxy settle (deferred frees, lazy buffers)
+  rss=$(rss_kib "$mpid"); fds=$(fd_count "$mpid"); limit=$(fd_limit_of "$mpid"); hlimit=$(fd_limit_of "$hpid")
+  stop_pid "$hpid"
+  held=$(sed -n 1p "$holdfile"); released=$(sed -n 2p "$holdfile")
+  "$py" - "$file" "$t" "$scheme" "$count" "$base" "$rss" "$fds" "$limit" "$hlimit" "$hold_warm" \
+    "$held" "$released" <<'PY'
+import json, sys
+path, target, scheme, count, base, rss, fds, limit, hlimit, warm, held, released = sys.argv[1:13]
+def parse(text):
+    try:
+        return json.loads(text)
+    except ValueError:
+        return {"failed": True}
+h, rel = parse(held), parse(released)
+est = h.get("established", 0)
+num = lambda v: int(v) if v.isdigit() else None
+json.dump({"mode": "fdlimit", "target": target, "scheme": scheme, "requested": int(count),
+           "established": est, "errors": h.get("errors"), "error_samples": h.get("error_samples"),
+           "open_s": h.get("open_s"), "dropped": rel.get("dropped"), "warm_bytes": int(warm),
+           "idle_rss_kib": int(base), "rss_kib": int(rss),
+           "per_session_kib": (int(rss) - int(base)) / est if est else None,
+           "proxy_fd_limit": num(limit), "proxy_open_fds": int(fds), "hold_fd_limit": num(hlimit)},
+          open(path, "w"))
+PY
+  stop_target
+}
+
+# fdlimit: 9,000 warm-idle sessions through each proxy under the run's fd
+# limit (ulimit -n BENCH_FDLIMIT, set for the whole run above).
+section_fdlimit() {
+  local t scheme list=()
+  for t in $fdlimit_targets; do
+    if [ "$t" != direct ] && have_target "$t"; then list+=("$t"); fi
+  done
+  [ "$(ulimit -n)" = "$fdlimit" ] || log "fdlimit: WARNING the fd limit is $(ulimit -n), not $fdlimit"
+  for scheme in $schemes; do
+    for t in "${list[@]}"; do
+      hold_cell "$out/fdlimit-$t-$scheme-$fdlimit_sessions.json" "$t" "$scheme" "$fdlimit_sessions"
+    done
+  done
+}
+
+want_section() { [[ " $sections " == *" $1 "* ]]; }
+if want_section openloop; then section_openloop; fi
+if want_section workers2; then section_workers2; fi
+if want_section fdlimit; then section_fdlimit; fi
 
 meta end
 "$py" "$here/report.py" "$out" | tee "$out/report.md"

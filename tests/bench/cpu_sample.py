@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Proxy CPU and core busy fractions for one compare.sh throughput cell.
 
-  cpu_sample.py sample OUT T0 WARMUP DURATION CLK_TCK LOAD_CPU PROXY_CPU PID...
+  cpu_sample.py sample OUT T0 WARMUP DURATION CLK_TCK LOAD_CPUS PROXY_CPUS PID...
   cpu_sample.py merge RESULT_JSON SAMPLE_JSON BENCH_END
 
 The load tool counts round trips only inside its window [warm-up end,
@@ -16,7 +16,9 @@ This is accurate as long as the load is steady over the load phase, which
 closed-loop load after warm-up is. The merge checks that the setup (exec +
 connect) took less than the warm-up, so the interval did not start before
 the load, and that the tool was still running at the end sample; otherwise
-the figures are null and cpu_sample.problem says why.
+the figures are null and cpu_sample.problem says why. LOAD_CPUS and
+PROXY_CPUS are taskset lists ("1", "0,1", "0-1"); a busy fraction over
+several cores is their busy ticks over their total ticks.
 """
 import json, sys, time
 
@@ -58,11 +60,15 @@ def sample(out, t0, warmup, duration, tck, load_cpu, proxy_cpu, pids):
     m1, r1, c1, p1 = snapshot(pids)
     span = m1 - m0
 
-    def busy(n):
-        if n not in c0 or n not in c1 or c1[n][0] <= c0[n][0]:
+    def busy(ns):
+        if any(n not in c0 or n not in c1 for n in ns):
             return None, None
-        total = c1[n][0] - c0[n][0]
-        return (total - (c1[n][1] - c0[n][1])) / total, (c1[n][2] - c0[n][2]) / total
+        total = sum(c1[n][0] - c0[n][0] for n in ns)
+        if total <= 0:
+            return None, None
+        idle = sum(c1[n][1] - c0[n][1] for n in ns)
+        steal = sum(c1[n][2] - c0[n][2] for n in ns)
+        return (total - idle) / total, steal / total
 
     lb, ls = busy(load_cpu)
     pb, ps = busy(proxy_cpu)
@@ -107,9 +113,17 @@ def merge(result_path, sample_path, bench_end):
         f.write("\n")
 
 
+def cpu_list(text):  # taskset -c syntax: "1", "0,1", "0-3"
+    r = []
+    for part in text.split(","):
+        lo, _, hi = part.partition("-")
+        r.extend(range(int(lo), int(hi or lo) + 1))
+    return r
+
+
 if sys.argv[1] == "sample":
     a = sys.argv[2:]
-    sample(a[0], float(a[1]), float(a[2]), float(a[3]), int(a[4]), int(a[5]), int(a[6]),
+    sample(a[0], float(a[1]), float(a[2]), float(a[3]), int(a[4]), cpu_list(a[5]), cpu_list(a[6]),
            [int(x) for x in a[7:]])
 else:
     merge(sys.argv[2], sys.argv[3], float(sys.argv[4]))

@@ -1,11 +1,12 @@
 // `wsgate-bench hold`: open N idle sessions (a bounded number of handshakes in
-// flight), print one JSON line saying how many opened, then keep them open,
-// each with a read pending so a drop is noticed, until SIGTERM/SIGINT or the
-// hold time ends; then print a second line with the drops. For measuring a
-// proxy's memory per idle session.
+// flight; with --warm each first echoes one message), print one JSON line
+// saying how many opened, then keep them open, each with a read pending so a
+// drop is noticed, until SIGTERM/SIGINT or the hold time ends; then print a
+// second line with the drops. For measuring a proxy's memory per idle session.
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 
@@ -16,6 +17,7 @@
 #include <ctime>
 #include <iostream>
 #include <thread>
+#include <vector>
 
 #include "tests/bench/client.hpp"
 #include "tests/bench/commands.hpp"
@@ -48,6 +50,38 @@ asio::awaitable<void> idle(std::unique_ptr<Ws> ws, Counters& counters) {
   }
 }
 
+// One message out and its echo back before the session goes idle: a proxy
+// then holds whatever it keeps after relaying (nginx its relay buffers), as a
+// real session's greeting leaves it. Bounded by `timeout` like the handshake.
+template <class Ws>
+asio::awaitable<beast::error_code> warm_up(Ws& ws, std::size_t bytes, Clock::duration timeout) {
+  auto& sock = beast::get_lowest_layer(ws);
+  auto armed = std::make_shared<bool>(true);
+  asio::steady_timer deadline(sock.get_executor(), timeout);
+  deadline.async_wait([&sock, armed](beast::error_code ec) {
+    if (!ec && *armed) {
+      beast::error_code ignored;
+      sock.close(ignored);
+    }
+  });
+  struct Disarm {
+    asio::steady_timer& t;
+    std::shared_ptr<bool> armed;
+    ~Disarm() {
+      *armed = false;
+      t.cancel();
+    }
+  } disarm{deadline, armed};
+  std::vector<unsigned char> payload(bytes, static_cast<unsigned char>('w'));
+  auto [wec, written] = co_await ws.async_write(asio::buffer(payload), kToken);
+  if (wec) co_return wec;
+  beast::flat_buffer buffer;
+  auto [rec, n] = co_await ws.async_read(buffer, kToken);
+  if (rec) co_return rec;
+  if (n != bytes) co_return beast::error_code(asio::error::message_size);
+  co_return beast::error_code{};
+}
+
 template <class Ws>
 asio::awaitable<void> opener(asio::io_context& ioc, const Target& target,
                              const HoldOptions& options, Counters& counters, ThreadStats& stats) {
@@ -58,6 +92,9 @@ asio::awaitable<void> opener(asio::io_context& ioc, const Target& target,
     auto ec = co_await open_session(*ws, target, timeout);
     if (ec) {
       stats.error("handshake: " + ec.message());
+    } else if (options.warm_bytes > 0 &&
+               (ec = co_await warm_up(*ws, options.warm_bytes, timeout))) {
+      stats.error("warm-up echo: " + ec.message());
     } else {
       counters.established.fetch_add(1);
       asio::co_spawn(ioc, idle(std::move(ws), counters), asio::detached);
@@ -106,6 +143,7 @@ int run(const HoldOptions& options, const Target& target) {
   first["mode"] = "hold";
   first["url"] = options.client.url;
   first["requested"] = options.connections;
+  first["warm_bytes"] = options.warm_bytes;
   first["established"] = established;
   first["errors"] = total.errors;
   first["error_samples"] = total.samples;

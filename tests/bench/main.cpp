@@ -70,6 +70,12 @@ int main(int argc, char** argv) {
   hold_cmd->add_option("--hold", hold.hold_s, "seconds to hold")->check(CLI::NonNegativeNumber)->capture_default_str();
   hold_cmd->add_option("--concurrency", hold.concurrency, "handshakes in flight while opening")
       ->check(CLI::PositiveNumber)->capture_default_str();
+  hold_cmd
+      ->add_option("--warm", hold.warm_bytes,
+                   "bytes of one message each session sends and awaits the echo of before "
+                   "idling (warm-idle; 0: idle straight after the upgrade)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
 
   try {
     app.parse(argc, argv);

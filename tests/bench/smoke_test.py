@@ -1,8 +1,10 @@
 #!/usr/bin/python3
 """Smoke test of wsgate-bench (ctest label bench-smoke): an echo upstream on
-port 0, ~2 s of closed-loop load with 4 connections, then a short open-loop
-run, a connect run and a small idle hold. Asserts correctness only (no errors,
-messages echoed, sessions held) -- never timing.
+port 0, ~2 s of closed-loop load with 4 connections, then short open-loop
+runs (one checks the achieved rate against the offered one), a connect run
+and small idle holds (cold, and warm: one echo per session first). Asserts
+correctness only (no errors, messages echoed, sessions held, the open-loop
+rate within generous bounds) -- never speed.
 
 usage: smoke_test.py PATH/TO/wsgate-bench
 """
@@ -65,6 +67,20 @@ def main():
             expect(rc == 0 and r["errors"] == 0 and r["messages"] > 0 and r["loop"] == "open",
                    "open-loop load with 64-bit-length frames", r)
 
+            # Open loop below what the echo sustains: the achieved rate follows the
+            # offered one (generous bounds: a shared machine), percentiles are ordered.
+            rate = 2000
+            rc, r = run_json([bench, "load", "--url", url, "--connections", "4", "--size", "64",
+                              "--rate", str(rate), "--duration", "1.5", "--warmup", "0.3"])
+            lat = r.get("latency_us", {})
+            expect(rc == 0 and r["errors"] == 0 and r.get("offered_per_sec") == rate
+                   and 0.5 <= r.get("achieved_ratio", 0) <= 1.2
+                   and 0.5 * rate <= r.get("sent_per_sec", 0) <= 1.2 * rate,
+                   "open loop achieves its offered rate", r)
+            expect(0 < lat["p50"] <= lat["p99"] <= lat["p999"] <= lat["max"]
+                   and r["send_lag_us"]["samples"] > 0 and r["outstanding_at_end"] >= 0,
+                   "open loop reports ordered p50/p99/p999 and the send lag", r)
+
             rc, r = run_json([bench, "connect", "--url", url, "--duration", "1", "--concurrency", "4"])
             expect(rc == 0 and r["errors"] == 0 and r["handshakes"] > 0, "connect loop", r)
 
@@ -75,6 +91,15 @@ def main():
             hold.send_signal(signal.SIGTERM)
             last = json.loads(hold.stdout.readline())
             expect(hold.wait(timeout=10) == 0 and last["dropped"] == 0, "hold releases on SIGTERM", last)
+
+            hold = subprocess.Popen([bench, "hold", "--url", url, "--connections", "20", "--hold", "30",
+                                     "--warm", "64"], stdout=subprocess.PIPE, text=True)
+            first = json.loads(hold.stdout.readline())
+            expect(first["established"] == 20 and first["errors"] == 0 and first["warm_bytes"] == 64,
+                   "hold --warm echoes once on each of 20 sessions", first)
+            hold.send_signal(signal.SIGTERM)
+            last = json.loads(hold.stdout.readline())
+            expect(hold.wait(timeout=10) == 0 and last["dropped"] == 0, "warm hold releases", last)
 
             rc, r = run_json([bench, "load", "--url", "ws://127.0.0.1:1/", "--duration", "0.2",
                               "--warmup", "0", "--timeout", "2"])

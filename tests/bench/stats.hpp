@@ -14,7 +14,9 @@ namespace wsgate::bench {
 
 struct ThreadStats {
   Histogram histogram;  // nanoseconds
+  Histogram send_lag;   // open loop: actual send - scheduled send, nanoseconds
   std::uint64_t messages = 0;
+  std::uint64_t sent = 0;  // open loop: messages scheduled inside the window
   std::uint64_t errors = 0;
   std::vector<std::string> samples;  // first few distinct error texts
 
@@ -29,7 +31,9 @@ inline ThreadStats merge(std::vector<ThreadStats>& parts) {
   ThreadStats total;
   for (auto& p : parts) {
     total.histogram.merge(p.histogram);
+    total.send_lag.merge(p.send_lag);
     total.messages += p.messages;
+    total.sent += p.sent;
     total.errors += p.errors;
     for (auto& s : p.samples)
       if (total.samples.size() < 5 &&
