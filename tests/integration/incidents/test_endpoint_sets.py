@@ -116,10 +116,12 @@ def test_three_replicas_share_300_sessions_and_every_incident_carries_its_replic
     hosts = ["127.0.0.2", "127.0.0.3", "127.0.0.4"]
     admin_port = free_port_on(hosts)
     backends = replicas(tmp_path, procs, hosts=hosts, admin_port=admin_port)
-    # 300 sessions close at once: room for all their trace fetches together.
+    # 300 sessions close at once: room for all their trace fetches together,
+    # and time for them on a loaded sanitizer build (the join is checked
+    # here, fetch deadlines in test_incidents_fake).
     proxy = proxy_for(tmp_path, procs, backends, extra=[
         "--upstream-trace-url", f"http://{{upstream_host}}:{admin_port}/debug/traces/{{correlation_id}}",
-        "--trace-fetch-concurrency", "300"])
+        "--trace-fetch-concurrency", "300", "--trace-fetch-timeout-ms", "15000"])
     token = make_token(str(tmp_path), thread_id="thread-1")
     uri = f"ws://127.0.0.1:{proxy.listen}/ws"
     cids = [f"ep-bal-{i:04d}" for i in range(300)]

@@ -140,10 +140,12 @@ def test_no_token_anywhere(tmp_path, procs):
 def test_200_concurrent_1011s_none_lost(tmp_path, procs):
     log = str(tmp_path / "incidents.jsonl")
     # All 200 fetches may be in flight at once: above the default bound (64),
-    # whose overflow test_incident_limits covers; here every trace must arrive.
+    # whose overflow test_incident_limits covers; here every trace must
+    # arrive, given time on a loaded sanitizer build.
     backend, proxy = stack(tmp_path, procs, "strict",
                            proxy_extra=["--incident-log", log, "--incident-capacity", "500",
-                                        "--trace-fetch-concurrency", "256"])
+                                        "--trace-fetch-concurrency", "256",
+                                        "--trace-fetch-timeout-ms", "15000"])
     token = make_token(str(tmp_path))
     cids = [f"be-storm-{i:04d}" for i in range(200)]
 
