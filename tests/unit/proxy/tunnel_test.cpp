@@ -30,9 +30,10 @@ using Write = PumpState::Write;
 using OwnClose = PumpState::OwnClose;
 using Cut = PumpState::Cut;
 
-// sizeof(Tunnel) with the pump state held as thirteen bools (x86-64,
-// libstdc++, Boost 1.81): the state enums must not make sessions bigger.
-constexpr std::size_t kTunnelBytesWithBools = 3376;
+// sizeof(Tunnel) on x86-64 with libstdc++ and Boost 1.81: 3376 bytes with
+// the pump state held as thirteen bools, 3344 with the enums. Sessions must
+// not grow back.
+constexpr std::size_t kTunnelBytes = 3344;
 
 Bytes frame(std::uint8_t opcode, const Bytes& payload, bool masked) {
   Bytes f{static_cast<std::uint8_t>(0x80 | opcode)};
@@ -222,7 +223,9 @@ class TunnelTest : public ::testing::Test {
 };
 
 TEST_F(TunnelTest, SizeDoesNotGrow) {
-  EXPECT_LE(sizeof(Tunnel), kTunnelBytesWithBools);
+#if defined(__x86_64__) && defined(__GLIBCXX__)
+  EXPECT_LE(sizeof(Tunnel), kTunnelBytes);
+#endif
   EXPECT_EQ(sizeof(PumpState), 4u);
 }
 
