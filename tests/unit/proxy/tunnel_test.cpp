@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <ostream>
 #include <string>
 #include <utility>
 #include <vector>
@@ -19,6 +20,26 @@
 #include "proxy/session_summary.hpp"
 
 namespace wsgate::proxy {
+
+// Failures print the state's name (gtest finds these by argument lookup).
+void PrintTo(PumpState::Read r, std::ostream* os) {
+  static constexpr const char* kNames[] = {"idle", "waiting", "reading", "yielded", "ended"};
+  *os << "Read::" << kNames[static_cast<int>(r)];
+}
+void PrintTo(PumpState::Write w, std::ostream* os) {
+  static constexpr const char* kNames[] = {"idle", "writing", "writing_then_end", "idle_then_end",
+                                           "ended"};
+  *os << "Write::" << kNames[static_cast<int>(w)];
+}
+void PrintTo(PumpState::OwnClose c, std::ostream* os) {
+  static constexpr const char* kNames[] = {"none", "queued", "sent"};
+  *os << "OwnClose::" << kNames[static_cast<int>(c)];
+}
+void PrintTo(PumpState::Cut c, std::ostream* os) {
+  static constexpr const char* kNames[] = {"none", "cutting", "cut"};
+  *os << "Cut::" << kNames[static_cast<int>(c)];
+}
+
 namespace {
 
 namespace net = boost::asio;
@@ -321,6 +342,28 @@ TEST_F(TunnelTest, UpstreamEofWithoutCloseGivesClient1014) {
   EXPECT_FALSE(summary_->close_handshake_complete);
   EXPECT_EQ(c2u().read, Read::ended);
   EXPECT_EQ(u2c().read, Read::ended);
+}
+
+TEST_F(TunnelTest, UpstreamEofMidFrameEndsClientTcpBare) {
+  open();
+  // A frame header announcing 1000 bytes, then 10 of them, then FIN.
+  Bytes partial = frame(0x2, pattern(1000), false);
+  partial.resize(4 + 10);
+  upstream_->send(partial);
+  upstream_->shutdown_send();
+  ASSERT_TRUE(run_until([&] { return client_->eof; }));
+  // No close frame can follow half a frame: the client gets the bytes and
+  // a bare TCP end.
+  EXPECT_EQ(client_->in, partial);
+  EXPECT_EQ(u2c().read, Read::ended);
+  EXPECT_EQ(u2c().write, Write::ended);
+  EXPECT_EQ(u2c().own_close, OwnClose::none);
+
+  client_->close();
+  ASSERT_TRUE(run_until([&] { return summary_.has_value(); }));
+  EXPECT_EQ(summary_->code, kCloseAbnormal);
+  EXPECT_EQ(summary_->initiator, Initiator::upstream);
+  EXPECT_EQ(summary_->proxy_close_to_client, 0);
 }
 
 TEST_F(TunnelTest, UnmaskedClientFrameCutWith1002) {
