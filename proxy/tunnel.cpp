@@ -148,30 +148,29 @@ void Tunnel::do_read(Pump& p) {
   // A write that completes at once (do_write) calls back here from inside
   // the read below: loop instead of recursing, and after kReadsPerTurn
   // rounds let the other sessions have the thread.
-  if (p.in_read_loop) {
-    p.read_again = true;
+  using Loop = Pump::ReadLoop;
+  if (p.loop != Loop::off) {
+    p.loop = Loop::again;
     return;
   }
-  p.in_read_loop = true;
   for (int round = 1;; ++round) {
-    p.read_again = false;
+    p.loop = Loop::running;
     read_step(p);
-    if (!p.read_again || finished_) break;
+    if (p.loop != Loop::again || finished_) break;
     if (round == kReadsPerTurn) {
-      p.read_again = false;
-      p.reading = true;  // no other read starts meanwhile
+      p.read_yielded();  // no other read starts meanwhile
       net::post(timer_.get_executor(), [self = shared_from_this(), &p] {
-        p.reading = false;
+        p.read_returned();
         self->do_read(p);
       });
       break;
     }
   }
-  p.in_read_loop = false;
+  p.loop = Loop::off;
 }
 
 void Tunnel::read_step(Pump& p) {
-  if (finished_ || p.read_done || p.reading) return;
+  if (finished_ || !p.can_read()) return;
   if (p.from.is_upstream_tls()) {
     // asio::ssl::stream may hold ciphertext the socket no longer shows, so
     // the upstream TLS side reads into a buffer it keeps.
@@ -232,14 +231,14 @@ void Tunnel::read_step(Pump& p) {
 }
 
 void Tunnel::wait_readable(Pump& p) {
-  p.reading = true;
+  p.read_started(PumpState::Read::waiting);
   p.from.socket().async_wait(
       net::socket_base::wait_read,
       [self = shared_from_this(), &p](boost::system::error_code ec) { self->on_readable(p, ec); });
 }
 
 void Tunnel::read_into_buffer(Pump& p) {
-  p.reading = true;
+  p.read_started(PumpState::Read::reading);
   p.from.async_read_some(
       net::buffer(p.buffer.get(), p.buffer_size),
       [self = shared_from_this(), &p](boost::system::error_code ec, std::size_t n) {
@@ -248,7 +247,7 @@ void Tunnel::read_into_buffer(Pump& p) {
 }
 
 void Tunnel::on_readable(Pump& p, boost::system::error_code ec) {
-  p.reading = false;
+  p.read_returned();
   if (finished_) return;
   if (ec) return on_read_end(p, ec);
   p.buffer = BufferPool::take(p.buffer_size);
@@ -257,14 +256,14 @@ void Tunnel::on_readable(Pump& p, boost::system::error_code ec) {
 }
 
 void Tunnel::on_read(Pump& p, boost::system::error_code ec, std::size_t n) {
-  p.reading = false;
+  p.read_returned();
   if (finished_) return;
   if (ec) return on_read_end(p, ec);
   last_activity_ = Clock::now();
-  if (p.injected_close || p.violation_cut) {
+  if (p.state.own_close == PumpState::OwnClose::sent || p.state.cut != PumpState::Cut::none) {
     // We already closed this direction towards the receiver: nothing more
     // may reach it. Keep watching for the sender's close, drop the bytes.
-    if (!p.violation_cut && gateway_.config().tap_mode != TapMode::off)
+    if (p.state.cut == PumpState::Cut::none && gateway_.config().tap_mode != TapMode::off)
       p.tap.feed(p.buffer.get(), n);
     return do_read(p);
   }
@@ -283,7 +282,7 @@ void Tunnel::forward(Pump& p, const std::uint8_t* data, std::size_t n) {
       std::uint64_t chunk_start = p.tap.stats().bytes - n;
       std::uint64_t cut = p.tap.first_violation_offset() - chunk_start;
       send = static_cast<std::size_t>(std::min<std::uint64_t>(cut, n));
-      p.violation_cut = true;
+      p.state.cut = PumpState::Cut::cutting;
     }
   }
   if (send > 0) return do_write(p, data, send);
@@ -291,7 +290,7 @@ void Tunnel::forward(Pump& p, const std::uint8_t* data, std::size_t n) {
 }
 
 void Tunnel::do_write(Pump& p, const std::uint8_t* data, std::size_t n) {
-  p.writing = true;
+  p.write_started();
   // Most messages fit the socket's send buffer: send now and skip Asio's
   // write operation and its posted completion (a fifth of the relay's
   // user-space instructions). Whatever the socket does not take goes the
@@ -308,13 +307,13 @@ void Tunnel::do_write(Pump& p, const std::uint8_t* data, std::size_t n) {
 }
 
 void Tunnel::on_write(Pump& p, boost::system::error_code ec) {
-  p.writing = false;
+  p.write_returned();
   if (finished_) return;
   if (ec) {
     // The receiver is gone. Tell the surviving side, as if its peer's read
     // had ended, and stop this direction.
-    p.output_closed = true;
-    p.read_done = true;
+    p.output_ended();
+    p.read_ended();
     Initiator lost =
         p.dir == Direction::client_to_upstream ? Initiator::upstream : Initiator::client;
     summary_.end_detail =
@@ -327,27 +326,27 @@ void Tunnel::on_write(Pump& p, boost::system::error_code ec) {
   }
   if (!p.early.empty()) std::string().swap(p.early);  // the handshake leftovers are out
   if (gateway_.config().tap_mode != TapMode::off)
-    p.at_boundary = p.violation_cut || p.tap.at_frame_boundary();
+    p.at_boundary = p.state.cut != PumpState::Cut::none || p.tap.at_frame_boundary();
   flush_stats_if_due(p);
-  if (p.violation_cut && !p.violation_handled) {
-    p.violation_handled = true;
+  if (p.state.cut == PumpState::Cut::cutting) {
+    p.state.cut = PumpState::Cut::cut;
     // Frames after a relayed close are dropped but need no close of ours:
     // the close handshake is already under way.
     if (p.tap.first_violation() != tap::Violation::frame_after_close)
       on_violation(p, p.tap.first_violation());
-  } else if (p.inject_pending) {
+  } else if (p.state.own_close == PumpState::OwnClose::queued) {
     flush_inject(p);
-    if (p.writing) return;
+    if (p.writing()) return;
   }
-  if (p.shutdown_pending && !p.writing) end_output(p);
+  if (p.end_due()) end_output(p);
   do_read(p);
   maybe_finish();
 }
 
 void Tunnel::on_read_end(Pump& p, boost::system::error_code ec) {
-  p.read_done = true;
+  p.read_ended();
   Initiator side = p.dir == Direction::client_to_upstream ? Initiator::client : Initiator::upstream;
-  if (p.tap.close_seen() || p.injected_close) {
+  if (p.tap.close_seen() || p.state.own_close == PumpState::OwnClose::sent) {
     // Orderly: the sender closed (or we closed towards it) and then ended
     // TCP. Pass the end on.
     end_output(p);
@@ -368,49 +367,49 @@ void Tunnel::on_read_end(Pump& p, boost::system::error_code ec) {
 
 void Tunnel::inject_close(Pump& p, std::uint16_t code, std::string_view reason,
                           bool then_shutdown) {
-  if (p.output_closed) return;
-  if (p.injected_close || p.inject_pending || close_relayed(p) ||
+  if (p.output_over()) return;
+  if (p.state.own_close != PumpState::OwnClose::none || close_relayed(p) ||
       gateway_.config().tap_mode == TapMode::off) {
     // A close already went this way (or we cannot find frame boundaries).
     if (then_shutdown) end_output(p);
     return;
   }
   if (!p.inject) p.inject = std::make_unique<std::uint8_t[]>(kMaxCloseFrame);
-  p.inject_len =
-      build_close_frame(p.inject.get(), code, reason, p.dir == Direction::client_to_upstream);
-  p.inject_pending = true;
-  if (then_shutdown) p.shutdown_pending = true;
-  if (!p.writing) flush_inject(p);
+  static_assert(kMaxCloseFrame <= 255, "inject_len is one byte");
+  p.inject_len = static_cast<std::uint8_t>(
+      build_close_frame(p.inject.get(), code, reason, p.dir == Direction::client_to_upstream));
+  p.state.own_close = PumpState::OwnClose::queued;
+  if (then_shutdown) p.end_after_writes();
+  if (!p.writing()) flush_inject(p);
 }
 
 bool Tunnel::close_relayed(const Pump& p) const {
   // A close the tap saw went on to the receiver unless enforce mode cut it:
   // only a violation after the close (frame_after_close) leaves it relayed.
-  return p.tap.close_seen() &&
-         (!p.violation_cut || p.tap.first_violation() == tap::Violation::frame_after_close);
+  return p.tap.close_seen() && (p.state.cut == PumpState::Cut::none ||
+                                p.tap.first_violation() == tap::Violation::frame_after_close);
 }
 
 void Tunnel::flush_inject(Pump& p) {
-  if (!p.inject_pending || p.writing) return;
+  if (p.state.own_close != PumpState::OwnClose::queued || p.writing()) return;
   if (!p.at_boundary) {
     // Mid-frame. A live sender will reach a boundary; a dead one never will,
     // and then a bare TCP end is all that is left.
-    if (p.read_done) {
-      p.inject_pending = false;
+    if (p.read_over()) {
+      p.state.own_close = PumpState::OwnClose::none;
       end_output(p);
     }
     return;
   }
-  p.inject_pending = false;
-  p.injected_close = true;
-  p.writing = true;
+  p.state.own_close = PumpState::OwnClose::sent;
+  p.write_started();
   net::async_write(p.to, net::buffer(p.inject.get(), p.inject_len),
                    [self = shared_from_this(), &p](boost::system::error_code ec, std::size_t) {
-                     p.writing = false;
+                     p.write_returned();
                      if (self->finished_) return;
-                     if (ec) p.output_closed = true;
+                     if (ec) p.output_ended();
                      self->note_proxy_close(p, ec);
-                     if (p.shutdown_pending) self->end_output(p);
+                     if (p.end_due()) self->end_output(p);
                      self->do_read(p);
                      self->maybe_finish();
                    });
@@ -426,13 +425,12 @@ void Tunnel::note_proxy_close(const Pump& p, boost::system::error_code ec) {
 }
 
 void Tunnel::end_output(Pump& p) {
-  if (p.output_closed) return;
-  if (p.writing || p.inject_pending) {
-    p.shutdown_pending = true;
+  if (p.output_over()) return;
+  if (p.writing() || p.state.own_close == PumpState::OwnClose::queued) {
+    p.end_after_writes();
     return;
   }
-  p.shutdown_pending = false;
-  p.output_closed = true;
+  p.output_ended();
   p.to.shutdown_send();
 }
 
@@ -534,8 +532,8 @@ void Tunnel::on_timer(boost::system::error_code ec) {
 
 void Tunnel::maybe_finish() {
   if (finished_) return;
-  bool c2u_done = c2u_.read_done && !c2u_.writing;
-  bool u2c_done = u2c_.read_done && !u2c_.writing;
+  bool c2u_done = c2u_.read_over() && !c2u_.writing();
+  bool u2c_done = u2c_.read_over() && !u2c_.writing();
   if (c2u_done && u2c_done) finish();
 }
 

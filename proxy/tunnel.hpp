@@ -17,22 +17,62 @@
 #include "proxy/session_summary.hpp"
 #include "proxy/stream.hpp"
 #include "proxy/tap/frame_tap.hpp"
-#include "proxy/workers.hpp"
 #include "proxy/upstream_endpoints.hpp"
+#include "proxy/workers.hpp"
 
 namespace wsgate::proxy {
 
 struct TunnelParams {
   AnyStream client;
   AnyStream upstream;
-  SessionSummary summary;      // identity fields filled by the handshake
-  bool deflate = false;        // permessage-deflate negotiated
-  std::string client_early;    // bytes read past the client's request
-  std::string upstream_early;  // bytes read past the upstream's 101
-  std::string client_ip;       // for the admission count
-  Workers::Load load;          // counts the session on its worker
+  SessionSummary summary;        // identity fields filled by the handshake
+  bool deflate = false;          // permessage-deflate negotiated
+  std::string client_early;      // bytes read past the client's request
+  std::string upstream_early;    // bytes read past the upstream's 101
+  std::string client_ip;         // for the admission count
+  Workers::Load load;            // counts the session on its worker
   EndpointLease upstream_lease;  // counts the session on its endpoint until it ends
 };
+
+// Where one direction of a tunnel stands, one enum per concern: each names
+// the exclusive states of its concern, so no impossible mix can be held.
+struct PumpState {
+  // Reading from the sender.
+  enum class Read : std::uint8_t {
+    idle,     // no read in flight: the next do_read starts one
+    waiting,  // waiting for readability, no buffer held
+    reading,  // an asynchronous read into the buffer is in flight
+    yielded,  // the read loop gave up the thread and resumes from a post
+    ended,    // EOF or error from the sender, or its receiver failed: no more reads
+  };
+  // Writing to the receiver: at most one write in flight.
+  enum class Write : std::uint8_t {
+    idle,
+    writing,           // relayed bytes or our close frame in flight
+    writing_then_end,  // ...and the write side ends once it and a queued close are out
+    idle_then_end,     // the write side ends once a queued close is out (it waits for a
+                       // frame boundary), or at once if none is
+    ended,             // write side shut (FIN) or a write failed: nothing more goes
+  };
+  // A close frame of the proxy's own towards the receiver.
+  enum class OwnClose : std::uint8_t {
+    none,
+    queued,  // waits for the write in flight or for a frame boundary
+    sent,    // written or being written: what the sender sends next is dropped
+  };
+  // Enforce mode stopped this direction at a protocol violation.
+  enum class Cut : std::uint8_t {
+    none,
+    cutting,  // the bytes before the offending frame are being written
+    cut,      // ...written and the verdict given: what is read is dropped untapped
+  };
+  Read read = Read::idle;
+  Write write = Write::idle;
+  OwnClose own_close = OwnClose::none;
+  Cut cut = Cut::none;
+};
+// One byte per concern.
+static_assert(sizeof(PumpState) == 4);
 
 class Tunnel : public LiveSession, public std::enable_shared_from_this<Tunnel> {
  public:
@@ -45,6 +85,10 @@ class Tunnel : public LiveSession, public std::enable_shared_from_this<Tunnel> {
   std::string_view correlation_id() const override { return summary_.correlation_id; }
   void drain() override;
   boost::asio::any_io_executor executor() const override { return executor_; }
+  // Read-only view for tests and diagnostics.
+  PumpState pump_state(tap::Direction d) const {
+    return d == tap::Direction::client_to_upstream ? c2u_.state : u2c_.state;
+  }
 
  private:
   // One direction: read from `from`, tap, write to `to`.
@@ -66,9 +110,13 @@ class Tunnel : public LiveSession, public std::enable_shared_from_this<Tunnel> {
     std::size_t buffer_size;
     std::string early;  // bytes that arrived with the handshake
 
-    bool reading = false;
-    bool in_read_loop = false;  // do_read is on the stack
-    bool read_again = false;    // ...and was asked to read once more
+    // The state, one enum per concern (see PumpState), plus two facts that
+    // are not states: `drained`, a hint for the next read, and `at_boundary`,
+    // the tap's word on the bytes delivered so far.
+    PumpState state;
+    // do_read's guard against recursing through a write that completes at
+    // once: a fact about the call stack, not about the pump.
+    enum class ReadLoop : std::uint8_t { off, running, again } loop = ReadLoop::off;
     // The last read emptied the socket of a small message (plain TCP: it
     // came back short, under kStreamingRead; the listener's TLS: likewise
     // OpenSSL's last read(), and nothing is pending in SSL). Its sender is
@@ -79,20 +127,59 @@ class Tunnel : public LiveSession, public std::enable_shared_from_this<Tunnel> {
     // time the chunk is written, and reading it at once saves the re-arm
     // and an epoll_wait.
     bool drained = false;
-    bool writing = false;
-    bool read_done = false;      // EOF or error on `from`
-    bool output_closed = false;  // we ended `to`'s write side
-    bool at_boundary = true;     // as delivered to the receiver
-    bool violation_cut = false;  // enforce mode stopped this direction
-    bool violation_handled = false;
+    // The bytes delivered to the receiver end at a frame boundary, so a
+    // close frame may follow them (always false with the tap off: it cannot tell).
+    bool at_boundary = true;
+    std::uint8_t inject_len = 0;  // of `inject`, at most kMaxCloseFrame
+
+    // Read side.
+    bool can_read() const { return state.read == PumpState::Read::idle; }
+    void read_started(PumpState::Read op) { state.read = op; }  // waiting or reading
+    void read_yielded() {
+      if (state.read == PumpState::Read::idle) state.read = PumpState::Read::yielded;
+    }
+    void read_returned() {  // a wait, a read or a yield completed
+      if (state.read != PumpState::Read::ended) state.read = PumpState::Read::idle;
+    }
+    void read_ended() { state.read = PumpState::Read::ended; }
+    bool read_over() const { return state.read == PumpState::Read::ended; }
+
+    // Write side.
+    bool writing() const {
+      return state.write == PumpState::Write::writing ||
+             state.write == PumpState::Write::writing_then_end;
+    }
+    // From `ended` too: bytes read after the write side was shut are still
+    // sent, and that send fails (and is handled) as on a lost receiver.
+    void write_started() {
+      state.write = state.write == PumpState::Write::idle_then_end
+                        ? PumpState::Write::writing_then_end
+                        : PumpState::Write::writing;
+    }
+    void write_returned() {
+      state.write = state.write == PumpState::Write::writing_then_end
+                        ? PumpState::Write::idle_then_end
+                        : PumpState::Write::idle;
+    }
+    // End `to` once the write in flight and a queued close are out.
+    void end_after_writes() {
+      if (state.write == PumpState::Write::idle)
+        state.write = PumpState::Write::idle_then_end;
+      else if (state.write == PumpState::Write::writing)
+        state.write = PumpState::Write::writing_then_end;
+    }
+    bool end_due() const { return state.write == PumpState::Write::idle_then_end; }
+    // `to`'s write side is shut or failed: a close still queued never goes.
+    void output_ended() {
+      state.write = PumpState::Write::ended;
+      if (state.own_close == PumpState::OwnClose::queued)
+        state.own_close = PumpState::OwnClose::none;
+    }
+    bool output_over() const { return state.write == PumpState::Write::ended; }
 
     // A close frame the proxy writes itself into this direction (rare: the
     // kMaxCloseFrame bytes are taken only when one is built).
     std::unique_ptr<std::uint8_t[]> inject;
-    std::size_t inject_len = 0;
-    bool inject_pending = false;
-    bool injected_close = false;
-    bool shutdown_pending = false;  // end `to` once the write in flight is done
 
     // Pings seen in this direction, waiting for their pongs in the other.
     PingTracker pings;
