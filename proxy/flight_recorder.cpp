@@ -149,16 +149,14 @@ FlightRecorder::FlightRecorder(std::uint16_t frames_per_direction, std::uint8_t 
                                             : static_cast<std::uint8_t>(std::min<std::size_t>(
                                                   text_prefix_bytes, FlightLog::kMaxTextPrefix))) {}
 
-FlightRecorder::~FlightRecorder() {
-  delete[] block_.load(std::memory_order_relaxed);
-  delete[] text_block_.load(std::memory_order_relaxed);
-}
+FlightRecorder::~FlightRecorder() { delete[] block_.load(std::memory_order_relaxed); }
 
 void FlightRecorder::record(tap::Direction d, const tap::FrameHeader& h,
                             std::chrono::milliseconds since_start) {
   if (k_ == 0 || released_) return;
   if (!block_.load(std::memory_order_relaxed))
-    block_.store(new Word[2 * std::size_t{k_} * kWords](), std::memory_order_release);
+    block_.store(new Word[2 * std::size_t{k_} * (kWords + text_words())](),
+                 std::memory_order_release);
   const auto ms = static_cast<std::uint64_t>(std::max<std::int64_t>(0, since_start.count()));
   const auto t = static_cast<std::uint32_t>(
       std::min<std::uint64_t>(ms, std::numeric_limits<std::uint32_t>::max()));
@@ -174,7 +172,7 @@ void FlightRecorder::record(tap::Direction d, const tap::FrameHeader& h,
   w[0].store(e.t_ms, std::memory_order_relaxed);
   w[1].store(e.len_lo, std::memory_order_relaxed);
   w[2].store(std::uint32_t{e.b0} | std::uint32_t{e.b1} << 8, std::memory_order_relaxed);
-  if (Word* text = text_block_.load(std::memory_order_relaxed))
+  if (Word* text = text_area(block_.load(std::memory_order_relaxed)))
     text[(dir * k_ + head) * text_words()].store(0, std::memory_order_relaxed);
   head_[dir].store(static_cast<std::uint16_t>(head + 1 == k_ ? 0 : head + 1),
                    std::memory_order_relaxed);
@@ -217,11 +215,7 @@ void FlightRecorder::record_text(tap::Direction d, std::span<const std::uint8_t>
   const std::size_t slot = head == 0 ? k_ - 1u : head - 1u;
   const std::uint32_t word2 = block[(dir * k_ + slot) * kWords + 2].load(std::memory_order_relaxed);
   if ((word2 & 0x0F) != static_cast<std::uint8_t>(tap::Opcode::text)) return;
-  Word* text = text_block_.load(std::memory_order_relaxed);
-  if (!text) {
-    text = new Word[2 * std::size_t{k_} * text_words()]();
-    text_block_.store(text, std::memory_order_release);
-  }
+  Word* text = text_area(block);
   if (bytes.size() > text_bytes_) {
     bytes = bytes.first(text_bytes_);
     cut = true;
@@ -287,7 +281,7 @@ FlightLog FlightRecorder::snapshot(bool& complete) const {
   const Word* block = block_.load(std::memory_order_acquire);
   if (!block) return out;
   out.prepare();
-  const Word* text = text_block_.load(std::memory_order_acquire);
+  const Word* text = text_area(block);
   if (text) out.prepare_text();
   for (std::size_t dir = 0; dir < 2; ++dir)
     if (!copy_direction(dir, block, text, out)) {
@@ -316,15 +310,12 @@ nlohmann::json FlightRecorder::to_json(bool* complete) const {
   return out;
 }
 
-std::size_t FlightRecorder::footprint_bytes(std::uint16_t k) {
+std::size_t FlightRecorder::footprint_bytes(std::uint16_t k, std::uint8_t text_prefix_bytes) {
   if (k == 0) return sizeof(FlightRecorder);
-  return sizeof(FlightRecorder) + malloc_chunk(2 * std::size_t{k} * sizeof(RecordedFrame));
-}
-
-std::size_t FlightRecorder::text_footprint_bytes(std::uint16_t k, std::uint8_t text_prefix_bytes) {
   const std::size_t n = std::min<std::size_t>(text_prefix_bytes, FlightLog::kMaxTextPrefix);
-  if (k == 0 || n == 0) return 0;
-  return malloc_chunk(2 * std::size_t{k} * (1 + (n + 3) / 4) * sizeof(Word));
+  const std::size_t text_words = n == 0 ? 0 : 1 + (n + 3) / 4;
+  return sizeof(FlightRecorder) +
+         malloc_chunk(2 * std::size_t{k} * (sizeof(RecordedFrame) + text_words * sizeof(Word)));
 }
 
 }  // namespace wsgate::proxy

@@ -6,8 +6,8 @@
 // FlightRecorder::footprint_bytes).
 //
 // Optionally (off by default) the first bytes of each text message's first
-// frame, kept raw in a second block allocated on the first such frame and
-// redacted only when shown (FlightLog::to_json), off the frame path.
+// frame, kept raw after the entries in the same block and redacted only when
+// shown (FlightLog::to_json), off the frame path.
 //
 // The session's I/O thread records; the admin thread reads. The frame path
 // takes no lock: each direction's ring is a sequence lock (two counter
@@ -139,10 +139,9 @@ class FlightRecorder {
   // Bytes one session spends on its recorder once it has seen a frame: the
   // recorder in the session object plus the block, rounded up to glibc's
   // 16-byte chunks with their 8-byte header.
-  static std::size_t footprint_bytes(std::uint16_t frames_per_direction);
-  // What text prefixes add once a text frame was seen.
-  static std::size_t text_footprint_bytes(std::uint16_t frames_per_direction,
-                                          std::uint8_t text_prefix_bytes);
+  // With text prefixes kept, the block holds their slots too.
+  static std::size_t footprint_bytes(std::uint16_t frames_per_direction,
+                                     std::uint8_t text_prefix_bytes = 0);
 
  private:
   // An entry is three 32-bit words (RecordedFrame's fields), stored as
@@ -155,10 +154,16 @@ class FlightRecorder {
   bool copy_direction(std::size_t dir, const Word* block, const Word* text, FlightLog& out) const;
   // Text slots: a header word (length, flags as in FlightLog's slots) and
   // the bytes in words, written under the direction's sequence lock too.
-  std::size_t text_words() const { return 1 + (std::size_t{text_bytes_} + 3) / 4; }
+  std::size_t text_words() const {
+    return text_bytes_ == 0 ? 0 : 1 + (std::size_t{text_bytes_} + 3) / 4;
+  }
+  // The text slots follow the entries in the same block (null when off).
+  template <class W>
+  W* text_area(W* block) const {
+    return block && text_bytes_ != 0 ? block + 2 * std::size_t{k_} * kWords : nullptr;
+  }
 
-  std::atomic<Word*> block_{nullptr};       // 2 * k_ entries; freed with the recorder
-  std::atomic<Word*> text_block_{nullptr};  // 2 * k_ text slots, on the first prefix
+  std::atomic<Word*> block_{nullptr};  // 2 * k_ entries; freed with the recorder
   std::atomic<std::uint32_t> seq_[2] = {};
   std::atomic<std::uint16_t> head_[2] = {};
   std::atomic<std::uint16_t> count_[2] = {};

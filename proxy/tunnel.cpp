@@ -27,7 +27,9 @@ tap::TapConfig tap_config(const ProxyConfig& cfg, Direction d, bool deflate) {
   t.max_fragments_per_message = cfg.max_fragments_per_message;
   t.capture_text_bytes = d == Direction::upstream_to_client ? cfg.last_message_capture_bytes : 0;
   t.report_frames = cfg.flight_recorder_frames > 0;
-  t.text_prefix_bytes = cfg.flight_recorder_frames > 0 ? cfg.flight_recorder_text_bytes : 0;
+  // At most FlightLog::kMaxTextPrefix (124): the option's range.
+  t.text_prefix_bytes = static_cast<std::uint8_t>(
+      cfg.flight_recorder_frames > 0 ? cfg.flight_recorder_text_bytes : 0);
   return t;
 }
 

@@ -290,8 +290,8 @@ void FrameTap::on_header(const uint8_t* h) noexcept {
           inspect_utf8_ = msg_validate_ && utf8_.ok() && len != 0;
           if (config_.text_prefix_bytes != 0 && opcode_ == op(Opcode::text) && !msg_compressed_ &&
               len != 0) {
-            const auto want =
-                std::min<uint64_t>(len, std::min(config_.text_prefix_bytes, kMaxControlPayload));
+            const auto want = std::min<uint64_t>(
+                len, std::min<size_t>(config_.text_prefix_bytes, kMaxControlPayload));
             prefix_want_ = static_cast<uint8_t>(want);
             prefix_len_ = 0;
             prefix_cut_ = len > want;

@@ -104,7 +104,7 @@ struct TapConfig {
   // Report the first N (at most 125) unmasked payload bytes of the first
   // frame of each uncompressed text message (TapSink::on_text_prefix).
   // Only first frames: a continuation starts mid-message, maybe mid-secret.
-  size_t text_prefix_bytes = 0;
+  uint8_t text_prefix_bytes = 0;
 };
 
 // A decoded frame header, as TapSink::on_frame reports it.
@@ -230,10 +230,6 @@ class FrameTap {
   bool inspect_ctrl_ = false;
   bool inspect_capture_ = false;
   bool inspect_utf8_ = false;
-  bool inspect_prefix_ = false;
-  bool prefix_cut_ = false;
-  uint8_t prefix_len_ = 0;
-  uint8_t prefix_want_ = 0;
   uint8_t mask_[4] = {};
   uint64_t remaining_ = 0;
   uint64_t payload_off_ = 0;
@@ -263,6 +259,11 @@ class FrameTap {
   size_t cap_len_ = 0;
   bool cap_truncated_ = false;
   uint8_t cap_fill_ = 0;  // index of the buffer being filled
+  // Text prefix (TapConfig::text_prefix_bytes), gathered in ctrl_buf_.
+  bool inspect_prefix_ = false;
+  bool prefix_cut_ = false;
+  uint8_t prefix_len_ = 0;
+  uint8_t prefix_want_ = 0;
   size_t last_text_len_ = 0;
   bool last_text_truncated_ = false;
   bool last_text_compressed_ = false;

@@ -304,14 +304,17 @@ TEST(FlightRecorder, TextPrefixNotUtf8IsFlaggedNotShown) {
 }
 
 TEST(FlightRecorder, TextPrefixFootprintOnlyWhenOn) {
-  EXPECT_EQ(FlightRecorder::text_footprint_bytes(16, 0), 0u);
-  // 32 bytes: a header word and 8 words per slot, 32 slots.
-  EXPECT_EQ(FlightRecorder::text_footprint_bytes(16, 32), (2u * 16u * 36u + 8u + 15u) / 16u * 16u);
+  EXPECT_EQ(FlightRecorder::footprint_bytes(16, 0), FlightRecorder::footprint_bytes(16));
+  // 32 bytes: a header word and 8 words per slot, 32 slots, in the block.
+  EXPECT_EQ(FlightRecorder::footprint_bytes(16, 32),
+            sizeof(FlightRecorder) + (2u * 16u * (12u + 36u) + 8u + 15u) / 16u * 16u);
   FlightRecorder r(16, 32);
   r.record(kC2U, hdr(1, 1, true), milliseconds(0));
   r.record_text(kC2U, as_bytes("x"), false);
   auto log = r.release();
   EXPECT_EQ(log->heap_bytes(), 2u * 16u * 12u + 2u * 16u * 34u);
+  std::printf("flight recorder with 32 text bytes: footprint(16)=%zu B\n",
+              FlightRecorder::footprint_bytes(16, 32));
 }
 
 TEST(FlightRecorder, ReadersSeeTextPrefixesWhole) {

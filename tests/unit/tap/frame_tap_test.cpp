@@ -665,7 +665,7 @@ TEST(FrameTap, TextPrefixSkipsCompressedAndEmptyAndIsOffByDefault) {
 
 TEST(FrameTap, TextPrefixIsCappedAtAControlPayload) {
   TapConfig cfg = client_cfg();
-  cfg.text_prefix_bytes = 4096;
+  cfg.text_prefix_bytes = 255;
   const std::string text(300, 'a');
   const Outcome o = check_splits(cfg, cframe(kText, bytes(text)));
   EXPECT_EQ(o.events, (Events{"prefix " + std::string(125, 'a') + " cut", "text 300"}));
