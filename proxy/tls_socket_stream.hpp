@@ -239,6 +239,10 @@ class TlsSocketStream {
           // Results found here are posted: completing inside the initiating
           // call would run the handler before its caller is ready for it.
           if (!core_->ssl) return post_result(self, boost::asio::error::no_memory);
+          // A deferred operation launched after its stream was destroyed:
+          // OpenSSL still holds the descriptor's old number.
+          if (!core_->socket.is_open())
+            return post_result(self, boost::asio::error::bad_descriptor);
           if (K != Kind::handshake && buffer_.size() == 0) return post_result(self, {});
           break;
         case State::waiting:

@@ -587,6 +587,34 @@ TEST_F(TlsSocketStreamTest, DestroyedWithReadPendingAborts) {
   EXPECT_EQ(*got, net::error::operation_aborted);
 }
 
+// OpenSSL keeps the descriptor's number after the socket is closed; an
+// operation started then must not read whichever socket took that number.
+TEST_F(TlsSocketStreamTest, DeferredLaunchedAfterDestructionFails) {
+  handshake();
+  char buf[16];
+  auto read = server_->async_read_some(net::buffer(buf), net::deferred);
+  const int old_fd = server_->socket().native_handle();
+  tcp::acceptor acceptor(ioc_, {net::ip::address_v4::loopback(), 0});
+  server_.reset();
+  // Open sockets until one takes the freed number (the lowest free one
+  // goes first), then give it a peer with bytes waiting.
+  std::vector<tcp::socket> opened;
+  while (opened.size() < 32 && (opened.empty() || opened.back().native_handle() != old_fd))
+    opened.emplace_back(ioc_, tcp::v4());
+  ASSERT_EQ(opened.back().native_handle(), old_fd);
+  tcp::socket& reused = opened.back();
+  reused.connect(acceptor.local_endpoint());
+  tcp::socket peer = acceptor.accept();
+  net::write(peer, net::buffer(std::string_view("not yours")));
+  ASSERT_TRUE(run_until([&] { return reused.available() == 9; }));
+
+  std::optional<error_code> got;
+  std::move(read)([&](error_code ec, std::size_t) { got = ec; });
+  ASSERT_TRUE(run_until([&] { return got.has_value(); }));
+  EXPECT_EQ(*got, net::error::bad_descriptor) << got->message();
+  EXPECT_EQ(reused.available(), 9u);
+}
+
 // Echo loop with plain callbacks: once warm, reads and writes allocate
 // nothing (the core is per stream; Asio recycles the operation memory).
 TEST_F(TlsSocketStreamTest, SteadyStateReadWriteAllocatesNothing) {
