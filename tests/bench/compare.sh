@@ -92,7 +92,7 @@ default_targets="direct wsgate wsgate-tapoff nginx haproxy"
 targets=()
 for t in ${BENCH_TARGETS:-$default_targets}; do
   case $t in
-    wsgate|wsgate-tapoff)
+    wsgate|wsgate-*)
       if [ ! -x "$wsgate_bin" ]; then
         log "$t: SKIPPED — $wsgate_bin not found (build the proxy first)"; continue
       fi ;;
@@ -236,18 +236,27 @@ start_target() {
           "$here/haproxy.cfg.in" > "$work/haproxy.cfg"
       taskset -c "$proxy_cpu" "$haproxy_bin" -db -f "$work/haproxy.cfg" >>"$work/haproxy.log" 2>&1 &
       target_pid=$! ;;
-    wsgate|wsgate-tapoff)
+    wsgate|wsgate-*)
       # wsgate has one listener per process: a ws one and a wss one.
-      local tap=enforce
+      local tap=enforce run=("$wsgate_bin")
       [ "$name" = wsgate-tapoff ] && tap=off
+      # Allocator variants (docs/performance.md "Memory after bursts"), as
+      # extra BENCH_TARGETS: wsgate-notrim (--memory-trim-interval 0) and
+      # wsgate-jemalloc (LD_PRELOAD=$BENCH_JEMALLOC, decay $BENCH_MALLOC_CONF).
+      case $name in
+        wsgate-notrim) run+=(--memory-trim-interval 0) ;;
+        wsgate-jemalloc) run=(env "LD_PRELOAD=${BENCH_JEMALLOC:-libjemalloc.so.2}"
+          "MALLOC_CONF=${BENCH_MALLOC_CONF:-background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:1000}"
+          "$wsgate_bin" --memory-trim-interval 0) ;;
+      esac
       ws_port=$(free_port); wss_port=$(free_port)
-      taskset -c "$proxy_cpu" "$wsgate_bin" --listen "127.0.0.1:$ws_port" \
+      taskset -c "$proxy_cpu" "${run[@]}" --listen "127.0.0.1:$ws_port" \
         --admin "127.0.0.1:$(free_port)" --upstream "ws://127.0.0.1:$echo_ws_port" \
         --tap-mode "$tap" --log-level warn >>"$work/$name.log" 2>&1 &
       target_pid=$!
       pids+=("$target_pid")
       wait_port "$ws_port" "$target_pid" || { log "$name (ws) did not start: $(tail -3 "$work/$name.log")"; return 1; }
-      taskset -c "$proxy_cpu" "$wsgate_bin" --listen "127.0.0.1:$wss_port" \
+      taskset -c "$proxy_cpu" "${run[@]}" --listen "127.0.0.1:$wss_port" \
         --admin "127.0.0.1:$(free_port)" --upstream "ws://127.0.0.1:$echo_ws_port" \
         --tls-cert "$cert" --tls-key "$key" \
         --tap-mode "$tap" --log-level warn >>"$work/$name-tls.log" 2>&1 &
