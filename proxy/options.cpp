@@ -308,7 +308,7 @@ std::optional<ProxyOptions> parse_options(int argc, char** argv, int& exit_code)
   c.idle_timeout = std::chrono::seconds(idle_s);
   c.close_timeout = std::chrono::milliseconds(close_ms);
   c.drain_timeout = std::chrono::seconds(drain_s);
-  c.memory_trim_interval = std::chrono::milliseconds(std::llround(memory_trim_s * 1000));
+  c.memory_trim_interval = std::chrono::milliseconds(std::llround(std::ceil(memory_trim_s * 1000)));
   c.trace_fetch_timeout = std::chrono::milliseconds(trace_fetch_ms);
   c.admin_write_timeout = std::chrono::milliseconds(admin_write_ms);
   if (!admin_token_file.empty()) {
