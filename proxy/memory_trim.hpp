@@ -4,10 +4,11 @@
 // worker thread) and returns only the top of each heap by itself, so after a
 // burst of handshakes the process holds its peak RSS for good. malloc_trim(0)
 // walks every arena and releases the free pages inside them too. It takes
-// each arena's lock while it walks, so it runs on the control thread and
-// only when the number of sessions and handshakes has held still for one
-// interval after a change (or has kept changing for kMaxWaitTicks), never in
-// a steady state where the freed memory is about to be reused.
+// each arena's lock while it walks (milliseconds for a heap of thousands of
+// sessions), so it runs on the control thread, and only once the number of
+// sessions and handshakes has held still for one interval after a change:
+// while connections keep coming and going, freed memory is soon reused, and
+// a trim runs at most once per kMaxWaitTicks intervals.
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
