@@ -56,6 +56,9 @@ struct ProxyConfig {
   std::chrono::milliseconds close_timeout{5000};
   std::chrono::milliseconds drain_timeout{10000};
   std::chrono::seconds long_session_log_interval{60};
+  // How often the control thread checks whether a burst of sessions has
+  // settled and hands the heap they freed back to the kernel; 0: never.
+  std::chrono::milliseconds memory_trim_interval{1000};
 
   std::uint32_t max_connections = 20000;
   std::uint32_t max_connections_per_ip = 0;  // 0: no per-IP cap

@@ -18,6 +18,7 @@
 #include "proxy/incidents/incident_recorder.hpp"
 #include "proxy/incidents_cli.hpp"
 #include "proxy/listener.hpp"
+#include "proxy/memory_trim.hpp"
 #include "proxy/options.hpp"
 #include "proxy/workers.hpp"
 
@@ -162,6 +163,18 @@ int main(int argc, char** argv) {
     });
   };
   wait_reload();
+
+  MemoryTrimmer trimmer(
+      control, cfg.memory_trim_interval,
+      [&] {
+        return Activity{gateway->session_count(), gateway->handshakes_in_flight()};
+      },
+      gateway->metrics().memory_trims, gateway->metrics().memory_trim_released_bytes);
+  trimmer.start();
+  if (cfg.memory_trim_interval.count() > 0)
+    spdlog::info(
+        "memory: freed heap returned to the kernel once a burst settles (checked every {} ms)",
+        cfg.memory_trim_interval.count());
 
   workers->start();
   control.run();

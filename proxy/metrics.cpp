@@ -144,6 +144,18 @@ ProxyMetrics::ProxyMetrics(pm::Registry& r, std::uint32_t max_private_close_code
                                            "every try (frames_incomplete in the answer)")
                                      .Register(r)
                                      .Add({})),
+      memory_trims(pm::BuildCounter()
+                       .Name("wsgate_memory_trims_total")
+                       .Help("Freed heap handed back to the kernel (malloc_trim) once a burst "
+                             "of connections settled (--memory-trim-interval)")
+                       .Register(r)
+                       .Add({})),
+      memory_trim_released_bytes(pm::BuildCounter()
+                                     .Name("wsgate_memory_trim_released_bytes_total")
+                                     .Help("Drop in resident bytes across each memory trim "
+                                           "(an estimate: workers allocate meanwhile)")
+                                     .Register(r)
+                                     .Add({})),
       handshakes_family_(pm::BuildCounter()
                              .Name("wsgate_handshakes_total")
                              .Help("Client upgrade attempts by outcome")

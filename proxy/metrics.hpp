@@ -135,6 +135,11 @@ class ProxyMetrics {
   // /connections/{id} reads that left a direction's frames out: its writer
   // was mid-write on every try.
   prometheus::Counter& flight_recorder_busy_reads;
+  // Heap handed back to the kernel once a burst settled
+  // (--memory-trim-interval): each trim, and the drop in resident bytes
+  // across it.
+  prometheus::Counter& memory_trims;
+  prometheus::Counter& memory_trim_released_bytes;
 
   prometheus::Counter& accept_error(AcceptError e) { return *accept_errors_[static_cast<int>(e)]; }
   prometheus::Counter& limit_refusal(Limit l) { return *limit_refusals_[static_cast<int>(l)]; }

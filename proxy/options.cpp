@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cmath>
 #include <iostream>
 #include <thread>
 
@@ -89,6 +90,7 @@ std::optional<ProxyOptions> parse_options(int argc, char** argv, int& exit_code)
   std::vector<int> incident_codes{1011};
   int tls_hs_ms = 10000, hs_ms = 10000, connect_ms = 5000, idle_s = 0, close_ms = 5000,
       drain_s = 10, trace_fetch_ms = 2000, admin_write_ms = 10000;
+  double memory_trim_s = 1;
   std::string admin_token_file, trace_fetch_token_file;
   std::string threads = "auto";
 
@@ -215,6 +217,13 @@ std::optional<ProxyOptions> parse_options(int argc, char** argv, int& exit_code)
   app.add_option("--drain-timeout", drain_s, "Seconds to wait for sessions on SIGTERM")
       ->check(CLI::Range(0, 3600))
       ->capture_default_str();
+  app.add_option("--memory-trim-interval", memory_trim_s,
+                 "Seconds between checks whether a burst of connections has settled; once the "
+                 "count of sessions and handshakes holds still for one interval after a change, "
+                 "the heap they freed goes back to the kernel (malloc_trim; "
+                 "wsgate_memory_trims_total). 0: never")
+      ->check(CLI::Range(0.0, 3600.0))
+      ->capture_default_str();
   app.add_option("--max-connections", c.max_connections, "Global session cap (503 past it)")
       ->check(CLI::Range(std::uint32_t{1}, std::uint32_t{10000000}))
       ->capture_default_str();
@@ -305,6 +314,7 @@ std::optional<ProxyOptions> parse_options(int argc, char** argv, int& exit_code)
   c.idle_timeout = std::chrono::seconds(idle_s);
   c.close_timeout = std::chrono::milliseconds(close_ms);
   c.drain_timeout = std::chrono::seconds(drain_s);
+  c.memory_trim_interval = std::chrono::milliseconds(std::llround(std::ceil(memory_trim_s * 1000)));
   c.trace_fetch_timeout = std::chrono::milliseconds(trace_fetch_ms);
   c.admin_write_timeout = std::chrono::milliseconds(admin_write_ms);
   if (!admin_token_file.empty()) {

@@ -125,7 +125,7 @@ wsgate_bin=${WSGATE:-$build/bin/wsgate}
 default_targets="direct wsgate wsgate-tapoff nginx haproxy"
 have_target() {  # NAME: its binary is there (logs the skip otherwise)
   case $1 in
-    wsgate|wsgate-tapoff|wsgate-1w)
+    wsgate|wsgate-*)
       if [ ! -x "$wsgate_bin" ]; then
         log "$1: SKIPPED — $wsgate_bin not found (build the proxy first)"; return 1
       fi ;;
@@ -279,21 +279,30 @@ start_target() {
           -e "s|@THREADS@|$nw|g" "$here/haproxy.cfg.in" > "$work/$name.cfg"
       taskset -c "$proxy_cpu" "$haproxy_bin" -db -f "$work/$name.cfg" >>"$work/$name.log" 2>&1 &
       target_pid=$! ;;
-    wsgate|wsgate-tapoff|wsgate-1w)
+    wsgate|wsgate-*)
       # wsgate has one listener per process: a ws one and a wss one. The ws
       # one's admin port is kept: wsgate_workers says how many workers ran.
-      local tap=enforce threads=auto admin_port
+      local tap=enforce threads=auto admin_port run=("$wsgate_bin")
       [ "$name" = wsgate-tapoff ] && tap=off
       [ "$name" = wsgate-1w ] && threads=1
+      # Allocator variants (docs/performance.md "Memory after bursts"), as
+      # extra BENCH_TARGETS: wsgate-notrim (--memory-trim-interval 0) and
+      # wsgate-jemalloc (LD_PRELOAD=$BENCH_JEMALLOC, decay $BENCH_MALLOC_CONF).
+      case $name in
+        wsgate-notrim) run+=(--memory-trim-interval 0) ;;
+        wsgate-jemalloc) run=(env "LD_PRELOAD=${BENCH_JEMALLOC:-libjemalloc.so.2}"
+          "MALLOC_CONF=${BENCH_MALLOC_CONF:-background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:1000}"
+          "$wsgate_bin" --memory-trim-interval 0) ;;
+      esac
       ws_port=$(free_port); wss_port=$(free_port); admin_port=$(free_port)
       echo "$admin_port" > "$work/admin.$name"
-      taskset -c "$proxy_cpu" "$wsgate_bin" --listen "127.0.0.1:$ws_port" \
+      taskset -c "$proxy_cpu" "${run[@]}" --listen "127.0.0.1:$ws_port" \
         --admin "127.0.0.1:$admin_port" --upstream "ws://127.0.0.1:$echo_ws_port" \
         --threads "$threads" --tap-mode "$tap" --log-level warn >>"$work/$name.log" 2>&1 &
       target_pid=$!
       pids+=("$target_pid")
       wait_port "$ws_port" "$target_pid" || { log "$name (ws) did not start: $(tail -3 "$work/$name.log")"; return 1; }
-      taskset -c "$proxy_cpu" "$wsgate_bin" --listen "127.0.0.1:$wss_port" \
+      taskset -c "$proxy_cpu" "${run[@]}" --listen "127.0.0.1:$wss_port" \
         --admin "127.0.0.1:$(free_port)" --upstream "ws://127.0.0.1:$echo_ws_port" \
         --tls-cert "$cert" --tls-key "$key" \
         --threads "$threads" --tap-mode "$tap" --log-level warn >>"$work/$name-tls.log" 2>&1 &

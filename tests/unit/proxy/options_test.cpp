@@ -225,3 +225,23 @@ TEST(ProxyOptions, BadUpstreamEndpointSetsExitTwo) {
     EXPECT_EQ(p.exit_code, 2) << args.back();
   }
 }
+
+TEST(ProxyOptions, MemoryTrimIntervalDefaultsToOneSecondAndZeroTurnsItOff) {
+  auto by_default = parse(with_upstream({}));
+  ASSERT_TRUE(by_default.options) << by_default.stderr_text;
+  EXPECT_EQ(by_default.options->config.memory_trim_interval, std::chrono::milliseconds(1000));
+  auto off = parse(with_upstream({"--memory-trim-interval", "0"}));
+  ASSERT_TRUE(off.options) << off.stderr_text;
+  EXPECT_EQ(off.options->config.memory_trim_interval, std::chrono::milliseconds(0));
+  auto half = parse(with_upstream({"--memory-trim-interval", "0.5"}));
+  ASSERT_TRUE(half.options) << half.stderr_text;
+  EXPECT_EQ(half.options->config.memory_trim_interval, std::chrono::milliseconds(500));
+  auto tiny = parse(with_upstream({"--memory-trim-interval", "0.0001"}));  // on, not off
+  ASSERT_TRUE(tiny.options) << tiny.stderr_text;
+  EXPECT_EQ(tiny.options->config.memory_trim_interval, std::chrono::milliseconds(1));
+  for (const char* bad : {"-1", "3601", "often"}) {
+    auto p = parse(with_upstream({"--memory-trim-interval", bad}));
+    EXPECT_FALSE(p.options) << bad;
+    EXPECT_EQ(p.exit_code, 2) << bad;
+  }
+}
