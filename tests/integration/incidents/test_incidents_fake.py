@@ -282,12 +282,13 @@ def test_shutdown_during_fetch_keeps_the_incident(tmp_path, upstream, traces):
 
 
 def test_compression_bomb_relayed_unchanged_and_inflated_only_to_the_cap(tmp_path, procs):
-    """The upstream sends 64 MiB of one letter as one permessage-deflate
+    """The upstream sends 64 MiB of one word repeated as one permessage-deflate
     message (about 64 KiB on the wire), then 1011. The proxy relays the
     compressed bytes without inflating them (the client inflates the whole
     bomb), keeps 4 KiB of the compressed message, and the incident inflates
-    that only up to the 4 KiB capture cap."""
-    bomb = "A" * (64 << 20)
+    that only up to the 4 KiB capture cap. (Words, so the cap falls between
+    two: a word reaching a cut is dropped, as it may be part of a secret.)"""
+    bomb = "AAA " * (16 << 20)
     up = FakeUpstream(messages=[bomb], compression="deflate")
     try:
         proxy = start_proxy(str(tmp_path), up.url)
@@ -300,7 +301,7 @@ def test_compression_bomb_relayed_unchanged_and_inflated_only_to_the_cap(tmp_pat
         inc = incident(proxy, cid)
         last = inc["last_upstream_message"]
         assert (last["compressed"], last["inflated"], last["truncated"]) == (True, True, True), last
-        assert last["text"] == "A" * 4096
+        assert last["text"] == "AAA " * 1024
         wire = inc["frame_counts"]["upstream_to_client"]["bytes"]
         assert wire < (1 << 20), wire  # it crossed the proxy compressed
         # Relaying it never needed memory on the scale of the inflated bomb.
