@@ -85,23 +85,7 @@ asio::awaitable<beast::error_code> open_session(Ws& ws, const Target& target,
   constexpr auto token = asio::as_tuple(asio::use_awaitable);
   auto& sock = beast::get_lowest_layer(ws);
   // One deadline for connect + TLS; the WebSocket layer times its own upgrade.
-  // `armed` guards against an expiry already queued when the sequence ends.
-  auto armed = std::make_shared<bool>(true);
-  asio::steady_timer deadline(sock.get_executor(), timeout);
-  deadline.async_wait([&sock, armed](beast::error_code ec) {
-    if (!ec && *armed) {
-      beast::error_code ignored;
-      sock.close(ignored);
-    }
-  });
-  struct Disarm {
-    asio::steady_timer& t;
-    std::shared_ptr<bool> armed;
-    ~Disarm() {
-      *armed = false;
-      t.cancel();
-    }
-  } disarm{deadline, armed};
+  SocketDeadline deadline(sock, timeout);
 
   auto [ec] = co_await sock.async_connect(target.endpoint, token);
   if (ec) co_return ec;

@@ -8,6 +8,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/ssl/stream.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core/error.hpp>
 #include <boost/beast/websocket/ssl.hpp>
 #include <boost/beast/websocket/stream.hpp>
@@ -49,6 +50,32 @@ struct Target {
 
 // Throws std::runtime_error (unresolvable host, unreadable CA file).
 Target make_target(const std::string& url, const std::string& ca_file, bool insecure);
+
+// Closes `sock` unless destroyed within `timeout`: one deadline over a
+// sequence of operations. `armed` guards against an expiry already queued
+// when the sequence ends.
+class SocketDeadline {
+ public:
+  SocketDeadline(tcp::socket& sock, Clock::duration timeout)
+      : timer_(sock.get_executor(), timeout), armed_(std::make_shared<bool>(true)) {
+    timer_.async_wait([&sock, armed = armed_](beast::error_code ec) {
+      if (!ec && *armed) {
+        beast::error_code ignored;
+        sock.close(ignored);
+      }
+    });
+  }
+  ~SocketDeadline() {
+    *armed_ = false;
+    timer_.cancel();
+  }
+  SocketDeadline(const SocketDeadline&) = delete;
+  SocketDeadline& operator=(const SocketDeadline&) = delete;
+
+ private:
+  asio::steady_timer timer_;
+  std::shared_ptr<bool> armed_;
+};
 
 template <class Ws>
 std::unique_ptr<Ws> make_stream(asio::io_context& ioc, const Target& target);

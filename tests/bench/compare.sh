@@ -435,6 +435,22 @@ if [[ " $sections " == *" throughput "* ]] || [[ " $sections " == *" connect "* 
   stop_all
 fi
 
+# start_hold URL SCHEME COUNT: the hold tool opening COUNT warm-idle sessions,
+# its report in $holdfile; returns once it reported (or died), with the proxy
+# given 2 s to settle (deferred frees, lazy buffers). Sets hpid and holdfile.
+start_hold() {
+  local url=$1 scheme=$2 count=$3 flags=() i
+  [ "$scheme" = wss ] && flags=("${client_tls_flags[@]}")
+  holdfile=$work/hold.out
+  : > "$holdfile"
+  taskset -c "$load_cpu" "$tool" hold --url "$url" "${flags[@]}" --connections "$count" \
+    --hold 600 --concurrency 64 --timeout 30 --warm "$hold_warm" > "$holdfile" 2>>"$work/bench-client.log" &
+  hpid=$!
+  pids+=("$hpid")
+  for i in $(seq 1800); do [ -s "$holdfile" ] && break; kill -0 "$hpid" 2>/dev/null || break; sleep 0.1; done
+  sleep 2
+}
+
 # --- memory: RSS holding N idle sessions -----------------------------------------------
 if [[ " $sections " == *" memory "* ]]; then
   for count in $holds; do
@@ -455,15 +471,7 @@ if [[ " $sections " == *" memory "* ]]; then
         sleep 0.5
         base=$(rss_kib "$mpid")
         log "memory $scheme $count idle sessions via $t (pid $mpid, idle RSS ${base} KiB)"
-        flags=(); [ "$scheme" = wss ] && flags=("${client_tls_flags[@]}")
-        holdfile="$work/hold.out"
-        : > "$holdfile"
-        taskset -c "$load_cpu" "$tool" hold --url "$url" "${flags[@]}" --connections "$count" \
-          --hold 600 --concurrency 64 --timeout 30 --warm "$hold_warm" > "$holdfile" 2>>"$work/bench-client.log" &
-        hpid=$!
-        pids+=("$hpid")
-        for i in $(seq 1800); do [ -s "$holdfile" ] && break; kill -0 "$hpid" 2>/dev/null || break; sleep 0.1; done
-        sleep 2  # let the proxy settle (deferred frees, lazy buffers)
+        start_hold "$url" "$scheme" "$count"
         rss=$(rss_kib "$mpid")
         held=$(head -n 1 "$holdfile")
         stop_pid "$hpid"
@@ -591,22 +599,15 @@ fd_count() {  # PID: open descriptors of the process and its children
 # warm-idle sessions: how many were held, RSS, the proxy's fd limit and open
 # descriptors, and the hold tool's own limit.
 hold_cell() {
-  local file=$1 t=$2 scheme=$3 count=$4 url mpid base rss fds limit hlimit held released hpid i
-  local flags=() holdfile=$work/hold.out
+  local file=$1 t=$2 scheme=$3 count=$4 url mpid base rss fds limit hlimit held released hpid holdfile
   target_pid2=""
   start_target "$t" || { log "$t: SKIPPED for $count sessions"; stop_target; return 0; }
-  if [ "$scheme" = wss ]; then url=$wss_url; mpid=${target_pid2:-$target_pid}; flags=("${client_tls_flags[@]}")
+  if [ "$scheme" = wss ]; then url=$wss_url; mpid=${target_pid2:-$target_pid}
   else url=$ws_url; mpid=$target_pid; fi
   sleep 0.5
   base=$(rss_kib "$mpid")
   log "fdlimit $scheme $count warm-idle sessions via $t (pid $mpid, fd limit $(fd_limit_of "$mpid"))"
-  : > "$holdfile"
-  taskset -c "$load_cpu" "$tool" hold --url "$url" "${flags[@]}" --connections "$count" \
-    --hold 600 --concurrency 64 --timeout 30 --warm "$hold_warm" > "$holdfile" 2>>"$work/bench-client.log" &
-  hpid=$!
-  pids+=("$hpid")
-  for i in $(seq 1800); do [ -s "$holdfile" ] && break; kill -0 "$hpid" 2>/dev/null || break; sleep 0.1; done
-  sleep 2  # let the proxy settle (deferred frees, lazy buffers)
+  start_hold "$url" "$scheme" "$count"
   rss=$(rss_kib "$mpid"); fds=$(fd_count "$mpid"); limit=$(fd_limit_of "$mpid"); hlimit=$(fd_limit_of "$hpid")
   stop_pid "$hpid"
   held=$(sed -n 1p "$holdfile"); released=$(sed -n 2p "$holdfile")

@@ -55,23 +55,7 @@ asio::awaitable<void> idle(std::unique_ptr<Ws> ws, Counters& counters) {
 // real session's greeting leaves it. Bounded by `timeout` like the handshake.
 template <class Ws>
 asio::awaitable<beast::error_code> warm_up(Ws& ws, std::size_t bytes, Clock::duration timeout) {
-  auto& sock = beast::get_lowest_layer(ws);
-  auto armed = std::make_shared<bool>(true);
-  asio::steady_timer deadline(sock.get_executor(), timeout);
-  deadline.async_wait([&sock, armed](beast::error_code ec) {
-    if (!ec && *armed) {
-      beast::error_code ignored;
-      sock.close(ignored);
-    }
-  });
-  struct Disarm {
-    asio::steady_timer& t;
-    std::shared_ptr<bool> armed;
-    ~Disarm() {
-      *armed = false;
-      t.cancel();
-    }
-  } disarm{deadline, armed};
+  SocketDeadline deadline(beast::get_lowest_layer(ws), timeout);
   std::vector<unsigned char> payload(bytes, static_cast<unsigned char>('w'));
   auto [wec, written] = co_await ws.async_write(asio::buffer(payload), kToken);
   if (wec) co_return wec;

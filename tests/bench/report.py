@@ -270,18 +270,7 @@ def main():
               f"load average {' '.join(m0.get('loadavg', []))} before, "
               f"{' '.join(m1.get('loadavg', []))} after; {m0.get('nginx')}; "
               f"{(m0.get('haproxy') or '').split(' - ')[0]}; {m0.get('openssl')}; git {m0.get('git')}\n")
-    tput = {}  # (scheme, size, conns) -> target -> round -> result
-    for p in glob.glob(os.path.join(d, "tput-*.json")):
-        m = re.match(r"tput-(.+)-(wss?)-(\d+)-(\d+)-r(\d+)\.json$", os.path.basename(p))
-        if not m:
-            continue
-        t, scheme, size, conns, rnd = m.group(1), m.group(2), int(m.group(3)), int(m.group(4)), int(m.group(5))
-        r = load(p)
-        if r.get("failed") or r.get("errors", 0) or not r.get("messages"):
-            problems.append(f"{os.path.basename(p)}: errors={r.get('errors')} {r.get('error_samples', r)}")
-        elif (r.get("cpu_sample") or {}).get("problem"):
-            problems.append(f"{os.path.basename(p)}: CPU sample: {r['cpu_sample']['problem']}")
-        tput.setdefault((scheme, size, conns), {}).setdefault(t, {})[rnd] = r
+    tput = load_runs(d, "tput", problems)
 
     present = [t for t in ORDER if any(t in v for v in tput.values())]
     if tput:
