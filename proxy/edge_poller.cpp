@@ -25,7 +25,7 @@ void EdgePoller::Watch::unlink() {
 void EdgePoller::Watch::detach() {
   if (!attached()) return;
   unlink();
-  parked_ = write_parked_ = false;
+  parked_ = false;
   if (t_delivering) t_delivering->forget(this);
   // Last: the owner may be all that keeps this watch alive.
   auto owner = std::move(owner_);
@@ -59,9 +59,7 @@ bool EdgePoller::add(int fd, Watch& w) {
     return false;
   }
   epoll_event ev{};
-  // EPOLLOUT costs no wake-ups while sends succeed: the kernel signals room
-  // only after a send found none.
-  ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+  ev.events = EPOLLIN | EPOLLRDHUP | EPOLLET;
   ev.data.ptr = &w;
   if (::epoll_ctl(set_.native_handle(), EPOLL_CTL_ADD, fd, &ev) != 0) return false;
   w.prev_ = &list_;
@@ -112,20 +110,13 @@ void EdgePoller::drain_set() {
       const epoll_event& e = events_[static_cast<std::size_t>(batch_next_++)];
       auto* w = static_cast<Watch*>(e.data.ptr);
       if (!w || !w->attached()) continue;  // its session ended meanwhile
-      const bool readable = e.events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR);
-      const bool writable = e.events & (EPOLLOUT | EPOLLHUP | EPOLLERR);
-      if (readable) w->edge_ = true;
-      if (writable) w->write_edge_ = true;
+      w->edge_ = true;
       if (e.events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) w->end_pending_ = true;
-      const bool wake_read = readable && w->parked_;
-      const bool wake_write = writable && w->write_parked_;
-      if (!wake_read && !wake_write) continue;
-      auto owner = w->owner_;  // keeps the session through its wake-ups
-      if (wake_read) w->parked_ = false;
-      if (wake_write) w->write_parked_ = false;
-      if (!w->parked_ && !w->write_parked_) w->owner_.reset();
-      if (wake_write) w->on_write_edge();
-      if (wake_read && w->attached()) w->on_edge();
+      if (w->parked_) {
+        w->parked_ = false;
+        auto owner = std::move(w->owner_);  // keeps the session through its wake-up
+        w->on_edge();
+      }
     }
     t_delivering = nullptr;
     batch_size_ = 0;

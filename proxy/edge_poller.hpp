@@ -62,24 +62,12 @@ class EdgePoller {
       parked_ = true;
     }
     bool parked() const { return parked_; }
-    // Writability, for a socket the caller writes itself: call
-    // clear_write_edge() right after a send the socket did not take whole,
-    // then park_write(); on_write_edge() runs on the next sign of room (or
-    // an error, which the next send reports).
-    bool write_edge() const { return write_edge_; }
-    void clear_write_edge() { write_edge_ = false; }
-    void park_write(std::shared_ptr<void> owner) {
-      owner_ = std::move(owner);
-      write_parked_ = true;
-    }
-    bool write_parked() const { return write_parked_; }
     // Stop delivering edges and release the owner. The socket's close takes
     // it out of the kernel's set; until then its edges reach no one.
     void detach();
 
    protected:
     virtual void on_edge() = 0;
-    virtual void on_write_edge() {}
 
    private:
     friend class EdgePoller;
@@ -92,8 +80,6 @@ class EdgePoller {
     bool edge_ = true;  // nothing read yet: the first read goes ahead
     bool end_pending_ = false;
     bool parked_ = false;
-    bool write_edge_ = true;
-    bool write_parked_ = false;
   };
 
   explicit EdgePoller(boost::asio::io_context& ioc);
@@ -107,9 +93,8 @@ class EdgePoller {
   const boost::system::error_code& error() const { return error_; }
   // Starts waiting on the set (once, before the io_context runs).
   void start();
-  // Watches `fd` for reading, and for writing when the caller writes it
-  // itself, until it closes. False (errno kept): the caller waits through
-  // Asio instead.
+  // Watches `fd` until it closes. False (errno kept): the caller waits
+  // through Asio instead.
   bool add(int fd, Watch& w);
   // Watches attached now (walks them: for tests and diagnostics).
   std::size_t watched() const;

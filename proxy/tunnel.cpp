@@ -76,9 +76,6 @@ void Tunnel::Pump::on_frame(const tap::FrameHeader& h) {
 
 void Tunnel::Pump::on_edge() { tunnel.on_readable(*this, {}); }
 
-// This pump's socket is the other pump's receiver: room for its write.
-void Tunnel::Pump::on_write_edge() { tunnel.on_writable(tunnel.other(*this)); }
-
 void Tunnel::Pump::on_text_prefix(std::span<const uint8_t> bytes, bool cut) {
   tunnel.recorder_.record_text(dir, bytes, cut);
 }
@@ -129,23 +126,12 @@ void Tunnel::watch_sockets(EdgePoller& readiness) {
   // buffers of its own, which the socket's readiness cannot speak for.
   for (Pump* p : {&c2u_, &u2c_}) {
     if (p->from.is_upstream_tls()) continue;
-    if (!readiness.add(p->from.native_handle(), *p)) {
+    if (!readiness.add(p->from.socket().native_handle(), *p)) {
       WSG_LOG(spdlog::level::warn, summary_.correlation_id,
               "edge readiness: cannot watch a socket ({}); it waits through Asio",
               std::strerror(errno));
       gateway_.metrics().edge_poller_fallbacks.Increment();
-      continue;
     }
-    // A plain socket leaves Asio's reactor altogether: registered in both
-    // sets, each arrival would be signalled twice. The listener's TLS keeps
-    // its Asio socket, which TlsSocketStream's asynchronous calls need.
-    if (p->from.is_tls()) continue;
-    boost::system::error_code ec;
-    if (!p->from.take_from_asio(ec))
-      WSG_LOG(spdlog::level::warn, summary_.correlation_id,
-              "edge readiness: cannot take a socket from Asio ({}); its arrivals are "
-              "signalled to both sets",
-              ec.message());
   }
 }
 
@@ -164,7 +150,7 @@ void Tunnel::start() {
   if (gateway_.config().tap_mode == TapMode::off) c2u_.at_boundary = u2c_.at_boundary = false;
   for (AnyStream* s : {&client_, &upstream_}) {
     boost::system::error_code ignored;
-    if (!s->is_tls() && !s->owned()) s->socket().non_blocking(true, ignored);
+    if (!s->is_tls()) s->socket().non_blocking(true, ignored);
   }
   for (Pump* p : {&c2u_, &u2c_}) {
     if (p->early.empty())
@@ -242,7 +228,7 @@ void Tunnel::read_step(Pump& p) {
         n += more;
       }
     } else {
-      n = p.from.read_some_now(net::buffer(p.buffer.get(), p.buffer_size), ec);
+      n = p.from.socket().read_some(net::buffer(p.buffer.get(), p.buffer_size), ec);
     }
     if (ec != net::error::would_block) {
       if (!ec) {
@@ -356,43 +342,10 @@ void Tunnel::do_write(Pump& p, const std::uint8_t* data, std::size_t n) {
   if (sent == n) return on_write(p, {});
   if (now_ec && now_ec != net::error::would_block && now_ec != net::error::in_progress)
     return on_write(p, now_ec);
-  send_rest(p, data + sent, n - sent, Pump::WriteKind::relay);
-}
-
-void Tunnel::send_rest(Pump& p, const std::uint8_t* data, std::size_t n, Pump::WriteKind kind) {
-  if (p.to.owned()) {
-    // The socket just refused the rest: wait on its watch (the other
-    // pump's, which reads it) for room. Edges from now on count.
-    p.rest = data;
-    p.rest_len = n;
-    p.rest_kind = kind;
-    Pump& watcher = other(p);
-    watcher.clear_write_edge();
-    watcher.park_write(shared_from_this());
-    return;
-  }
-  net::async_write(p.to, net::buffer(data, n),
-                   [self = shared_from_this(), &p, kind](boost::system::error_code ec, std::size_t) {
-                     self->write_done(p, kind, ec);
+  net::async_write(p.to, net::buffer(data + sent, n - sent),
+                   [self = shared_from_this(), &p](boost::system::error_code ec, std::size_t) {
+                     self->on_write(p, ec);
                    });
-}
-
-void Tunnel::on_writable(Pump& p) {
-  if (finished_ || p.rest_len == 0) return;
-  boost::system::error_code ec;
-  const std::size_t sent = p.to.try_write_some(net::buffer(p.rest, p.rest_len), ec);
-  if (ec && ec != net::error::would_block) return write_done(p, p.rest_kind, ec);
-  p.rest += sent;
-  p.rest_len -= sent;
-  if (p.rest_len == 0) return write_done(p, p.rest_kind, {});
-  send_rest(p, p.rest, p.rest_len, p.rest_kind);
-}
-
-void Tunnel::write_done(Pump& p, Pump::WriteKind kind, boost::system::error_code ec) {
-  p.rest = nullptr;
-  p.rest_len = 0;
-  if (kind == Pump::WriteKind::relay) return on_write(p, ec);
-  on_own_close_written(p, ec);
 }
 
 void Tunnel::on_write(Pump& p, boost::system::error_code ec) {
@@ -492,30 +445,16 @@ void Tunnel::flush_inject(Pump& p) {
   }
   p.state.own_close = PumpState::OwnClose::sent;
   p.write_started();
-  std::size_t sent = 0;
-  if (p.to.owned()) {
-    // Its waits are edges: try first. Completion stays asynchronous, as
-    // through Asio, for the callers that queue a close mid-operation.
-    boost::system::error_code ec;
-    sent = p.to.try_write_some(net::buffer(p.inject.get(), p.inject_len), ec);
-    if (sent == p.inject_len || (ec && ec != net::error::would_block)) {
-      net::post(executor_, [self = shared_from_this(), &p, ec] {
-        self->on_own_close_written(p, ec);
-      });
-      return;
-    }
-  }
-  send_rest(p, p.inject.get() + sent, p.inject_len - sent, Pump::WriteKind::own_close);
-}
-
-void Tunnel::on_own_close_written(Pump& p, boost::system::error_code ec) {
-  p.write_returned();
-  if (finished_) return;
-  if (ec) p.output_ended();
-  note_proxy_close(p, ec);
-  if (p.end_due()) end_output(p);
-  do_read(p);
-  maybe_finish();
+  net::async_write(p.to, net::buffer(p.inject.get(), p.inject_len),
+                   [self = shared_from_this(), &p](boost::system::error_code ec, std::size_t) {
+                     p.write_returned();
+                     if (self->finished_) return;
+                     if (ec) p.output_ended();
+                     self->note_proxy_close(p, ec);
+                     if (p.end_due()) self->end_output(p);
+                     self->do_read(p);
+                     self->maybe_finish();
+                   });
 }
 
 void Tunnel::note_proxy_close(const Pump& p, boost::system::error_code ec) {

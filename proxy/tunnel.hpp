@@ -103,7 +103,6 @@ class Tunnel : public LiveSession, public std::enable_shared_from_this<Tunnel> {
     void on_ping(std::span<const uint8_t> payload) override;
     void on_pong(std::span<const uint8_t> payload) override;
     void on_edge() override;
-    void on_write_edge() override;
 
     Tunnel& tunnel;
     tap::Direction dir;
@@ -135,11 +134,6 @@ class Tunnel : public LiveSession, public std::enable_shared_from_this<Tunnel> {
     // close frame may follow them (always false with the tap off: it cannot tell).
     bool at_boundary = true;
     std::uint8_t inject_len = 0;  // of `inject`, at most kMaxCloseFrame
-    // What a write to an owned socket (AnyStream::owned) has left to send
-    // while it waits for room: relayed bytes or our own close frame.
-    enum class WriteKind : std::uint8_t { relay, own_close } rest_kind = WriteKind::relay;
-    const std::uint8_t* rest = nullptr;
-    std::size_t rest_len = 0;
 
     // Read side.
     bool can_read() const { return state.read == PumpState::Read::idle; }
@@ -217,11 +211,6 @@ class Tunnel : public LiveSession, public std::enable_shared_from_this<Tunnel> {
   void forward(Pump& p, const std::uint8_t* data, std::size_t n);
   void do_write(Pump& p, const std::uint8_t* data, std::size_t n);
   void on_write(Pump& p, boost::system::error_code ec);
-  // Sends what `to` did not take at once, then completes as `kind`.
-  void send_rest(Pump& p, const std::uint8_t* data, std::size_t n, Pump::WriteKind kind);
-  void on_writable(Pump& p);
-  void write_done(Pump& p, Pump::WriteKind kind, boost::system::error_code ec);
-  void on_own_close_written(Pump& p, boost::system::error_code ec);
   void on_read_end(Pump& p, boost::system::error_code ec);
 
   // Queue a close frame into p's output at the next frame boundary; if the
