@@ -20,11 +20,9 @@ constexpr std::chrono::milliseconds kRefusalLinger{1000};
 }  // namespace
 
 ClientSession::ClientSession(Gateway& gateway, net::ip::tcp::socket socket,
-                             std::shared_ptr<net::ssl::context> tls, Workers::Load load,
-                             EdgePoller* readiness)
+                             std::shared_ptr<net::ssl::context> tls, Workers::Load load)
     : gateway_(gateway),
       load_(std::move(load)),
-      readiness_(readiness),
       tls_ctx_(std::move(tls)),
       stream_(tls_ctx_ ? AnyStream(std::move(socket), *tls_ctx_, AnyStream::ServerTls{})
                        : AnyStream(std::move(socket))),
@@ -256,8 +254,7 @@ void ClientSession::on_client_response_written(boost::system::error_code ec,
                       std::move(upstream.early),
                       client_ip_,
                       std::move(load_),
-                      std::move(upstream.lease),
-                      readiness_};
+                      std::move(upstream.lease)};
   auto early = buffer_.data();
   params.client_early.assign(static_cast<const char*>(early.data()), early.size());
   handed_off_ = true;

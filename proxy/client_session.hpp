@@ -28,8 +28,7 @@ class ClientSession : public PendingHandshake, public std::enable_shared_from_th
   // `socket` belongs to the worker that runs this session, on whose thread
   // every call below is made. `tls` is null for plaintext.
   ClientSession(Gateway& gateway, boost::asio::ip::tcp::socket socket,
-                std::shared_ptr<boost::asio::ssl::context> tls, Workers::Load load = {},
-                EdgePoller* readiness = nullptr);
+                std::shared_ptr<boost::asio::ssl::context> tls, Workers::Load load = {});
   ~ClientSession() override;
   // Admission (rate, handshakes in flight, connection caps) happens here, at
   // accept, so an idle TCP connection counts against every limit.
@@ -61,7 +60,6 @@ class ClientSession : public PendingHandshake, public std::enable_shared_from_th
 
   Gateway& gateway_;
   Workers::Load load_;
-  EdgePoller* readiness_;  // the worker's, for the tunnel; null: Asio's waits
   std::shared_ptr<boost::asio::ssl::context> tls_ctx_;  // keeps a reloaded-away context alive
   AnyStream stream_;
   boost::asio::steady_timer timer_;

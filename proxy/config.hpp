@@ -13,11 +13,6 @@
 namespace wsgate::proxy {
 
 enum class TapMode { enforce, observe, off };
-// How a relaying session learns that a socket has more to read.
-enum class Readiness {
-  edge,  // each worker's edge-triggered epoll set (proxy/edge_poller.hpp)
-  asio,  // Asio's async_wait, one EPOLL_CTL_MOD per wait
-};
 
 struct Route {
   std::string path_prefix;  // "/" for the default route
@@ -47,7 +42,6 @@ struct ProxyConfig {
 
   unsigned threads = 0;  // workers; 0: one per CPU the process may use
   TapMode tap_mode = TapMode::enforce;
-  Readiness tunnel_readiness = Readiness::edge;
   std::uint64_t max_message_bytes = 16ull << 20;
   std::uint32_t max_fragments_per_message = 100000;
   std::size_t max_header_bytes = 16 * 1024;

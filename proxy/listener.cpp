@@ -85,8 +85,7 @@ void Listener::hand_off(int fd) {
     }
   };
   net::post(ioc, [&gateway = gateway_, &ioc, pending = PendingFd(fd), protocol = protocol_,
-                  load = workers_.count_session(worker),
-                  readiness = workers_.readiness(worker)]() mutable {
+                  load = workers_.count_session(worker)]() mutable {
     tcp::socket socket(ioc);
     boost::system::error_code ec;
     socket.assign(protocol, pending.fd, ec);
@@ -97,7 +96,7 @@ void Listener::hand_off(int fd) {
     }
     pending.fd = -1;  // the socket owns it now
     std::make_shared<ClientSession>(gateway, std::move(socket), gateway.server_tls(),
-                                    std::move(load), readiness)
+                                    std::move(load))
         ->run();
   });
 }

@@ -84,8 +84,7 @@ int main(int argc, char** argv) {
   try {
     options->config.max_connections = fit_connections_to_fd_limit(options->config.max_connections);
     gateway = std::make_unique<Gateway>(options->config);
-    workers = std::make_unique<Workers>(gateway->config().threads,
-                                        gateway->config().tunnel_readiness == Readiness::edge);
+    workers = std::make_unique<Workers>(gateway->config().threads);
     if (!gateway->config().tls_cert.empty()) {
       load_server_tls(*gateway);
     } else {
@@ -128,19 +127,6 @@ int main(int argc, char** argv) {
                cfg.tap_mode == TapMode::enforce   ? "enforce"
                : cfg.tap_mode == TapMode::observe ? "observe"
                                                   : "off");
-
-  if (cfg.tunnel_readiness == Readiness::asio) {
-    spdlog::info("tunnel readiness: Asio's async_wait (--tunnel-readiness asio)");
-  } else {
-    unsigned with_set = 0;
-    for (unsigned i = 0; i < workers->size(); ++i) with_set += workers->readiness(i) != nullptr;
-    if (with_set == workers->size())
-      spdlog::info("tunnel readiness: an edge-triggered epoll set per worker");
-    else
-      spdlog::warn("tunnel readiness: {} of {} workers could not make their epoll set ({}); "
-                   "their tunnels wait through Asio's async_wait",
-                   workers->size() - with_set, workers->size(), workers->readiness_error());
-  }
 
   listener->run();
   admin->start();

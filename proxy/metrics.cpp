@@ -112,12 +112,6 @@ ProxyMetrics::ProxyMetrics(pm::Registry& r, std::uint32_t max_private_close_code
                   .Help("I/O workers (threads with an io_context each) relaying sessions")
                   .Register(r)
                   .Add({})),
-      edge_poller_fallbacks(pm::BuildCounter()
-                                .Name("wsgate_edge_poller_fallbacks_total")
-                                .Help("Tunnel sockets left to Asio's waits because their "
-                                      "worker's edge-triggered set could not take them")
-                                .Register(r)
-                                .Add({})),
       handshakes_in_flight(pm::BuildGauge()
                                .Name("wsgate_handshakes_in_flight")
                                .Help("Client connections accepted and not yet relaying "

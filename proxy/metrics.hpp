@@ -121,9 +121,6 @@ class ProxyMetrics {
   prometheus::Gauge& ready;
   // I/O workers (--threads, or one per CPU the process may use).
   prometheus::Gauge& workers;
-  // Tunnel sockets a worker's edge set could not take; they wait through
-  // Asio (correct, one syscall more per wait).
-  prometheus::Counter& edge_poller_fallbacks;
   // Connections accepted but not yet relaying (TLS, upgrade, upstream).
   prometheus::Gauge& handshakes_in_flight;
   // New IPs the handshake-rate table had no room for (let through).

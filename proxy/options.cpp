@@ -84,7 +84,7 @@ std::optional<ProxyOptions> parse_options(int argc, char** argv, int& exit_code)
              kExitCodesHelp);
 
   std::string listen = c.listen.to_string(), admin = c.admin.to_string();
-  std::string upstream, trace_url, tap_mode = "enforce", tunnel_readiness = "edge", log_format = "text", log_level = "info";
+  std::string upstream, trace_url, tap_mode = "enforce", log_format = "text", log_level = "info";
   std::vector<std::string> routes, upstream_endpoints;
   int resolve_interval_s = 5, eject_backoff_ms = 1000, eject_backoff_max_ms = 30000;
   std::vector<int> incident_codes{1011};
@@ -168,7 +168,6 @@ std::optional<ProxyOptions> parse_options(int argc, char** argv, int& exit_code)
   app.add_option("--log-level", log_level, "trace|debug|info|warn|error|critical|off")->check(CLI::IsMember({"trace", "debug", "info", "warn", "warning", "error", "critical", "off"}))->capture_default_str();
   app.add_option("--threads", threads, "I/O workers, each one thread with its own event loop; a session stays on the worker that accepted it. auto: one per CPU this process may use (its affinity mask and cgroup cpu.max quota, rounded up), logged at start")->check(ThreadsValidator())->capture_default_str();
   app.add_option("--tap-mode", tap_mode, "Frame tap: enforce (close on violations), observe (count only), off")->check(CLI::IsMember({"enforce", "observe", "off"}))->capture_default_str();
-  app.add_option("--tunnel-readiness", tunnel_readiness, "How relaying sessions wait for their sockets: edge (each worker keeps the sockets in an edge-triggered epoll set of its own; a drained socket waits at no syscall cost) or asio (Asio's async_wait, one epoll_ctl per wait). edge falls back to asio, logged, where the set cannot be made")->check(CLI::IsMember({"edge", "asio"}))->capture_default_str();
   app.add_option("--max-message-bytes", c.max_message_bytes,
                  "Per-message size cap enforced by the tap")
       ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{1} << 40))
@@ -308,7 +307,6 @@ std::optional<ProxyOptions> parse_options(int argc, char** argv, int& exit_code)
     c.incident_codes.push_back(static_cast<std::uint16_t>(code));
   }
   c.threads = threads == "auto" ? 0u : static_cast<unsigned>(std::stoul(threads));
-  c.tunnel_readiness = tunnel_readiness == "edge" ? Readiness::edge : Readiness::asio;
   c.tap_mode = tap_mode == "enforce" ? TapMode::enforce : tap_mode == "observe" ? TapMode::observe : TapMode::off;
   c.tls_handshake_timeout = std::chrono::milliseconds(tls_hs_ms);
   c.handshake_timeout = std::chrono::milliseconds(hs_ms);

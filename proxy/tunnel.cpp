@@ -74,8 +74,6 @@ void Tunnel::Pump::on_frame(const tap::FrameHeader& h) {
                               tunnel.last_activity_ - tunnel.started_));
 }
 
-void Tunnel::Pump::on_edge() { tunnel.on_readable(*this, {}); }
-
 void Tunnel::Pump::on_text_prefix(std::span<const uint8_t> bytes, bool cut) {
   tunnel.recorder_.record_text(dir, bytes, cut);
 }
@@ -118,21 +116,6 @@ Tunnel::Tunnel(Gateway& gateway, TunnelParams params)
                 static_cast<std::uint8_t>(gateway.config().flight_recorder_text_bytes)) {
   c2u_.early = std::move(params.client_early);
   u2c_.early = std::move(params.upstream_early);
-  if (params.readiness) watch_sockets(*params.readiness);
-}
-
-void Tunnel::watch_sockets(EdgePoller& readiness) {
-  // Each socket is read by one pump. asio::ssl::stream reads ahead into
-  // buffers of its own, which the socket's readiness cannot speak for.
-  for (Pump* p : {&c2u_, &u2c_}) {
-    if (p->from.is_upstream_tls()) continue;
-    if (!readiness.add(p->from.socket().native_handle(), *p)) {
-      WSG_LOG(spdlog::level::warn, summary_.correlation_id,
-              "edge readiness: cannot watch a socket ({}); it waits through Asio",
-              std::strerror(errno));
-      gateway_.metrics().edge_poller_fallbacks.Increment();
-    }
-  }
 }
 
 Tunnel::~Tunnel() {
@@ -202,7 +185,6 @@ void Tunnel::read_step(Pump& p) {
     boost::system::error_code ec = net::error::would_block;  // when `drained`
     std::size_t n = 0;
     bool error_after_batch = false;  // read again at once: the next read reports it
-    if (p.drained && p.attached() && p.edge()) p.drained = false;  // more came since
     if (p.drained) {
       // The last read emptied the socket: wait (see `drained`).
     } else if (p.from.is_server_tls()) {
@@ -239,17 +221,8 @@ void Tunnel::read_step(Pump& p) {
         } else {
           p.drained = n < p.buffer_size && n < kStreamingRead;
         }
-        // The socket was empty at that read: only edges from now on count
-        // (an end already known is wait_readable's to handle).
-        if (p.drained && p.attached()) p.clear_edge();
       }
       return on_read(p, ec, n);
-    }
-    if (!p.drained && p.attached()) {
-      // This read found nothing. An end announced by EPOLLERR was an error
-      // the read would have returned: reported once, so edges come again.
-      p.clear_edge();
-      p.clear_end_pending();
     }
     BufferPool::give(std::move(p.buffer), p.buffer_size);
   } else if (p.from.is_server_tls() && p.from.server_tls().has_pending()) {
@@ -260,19 +233,6 @@ void Tunnel::read_step(Pump& p) {
 }
 
 void Tunnel::wait_readable(Pump& p) {
-  if (p.attached()) {
-    // No read has left the socket empty since its last edge (the session's
-    // first read, say), or an end is known that no edge will announce:
-    // read now.
-    if (p.edge() || p.end_pending()) {
-      p.buffer = BufferPool::take(p.buffer_size);
-      p.drained = false;
-      return do_read(p);
-    }
-    p.read_started(PumpState::Read::waiting);
-    p.park(shared_from_this());
-    return;
-  }
   p.read_started(PumpState::Read::waiting);
   p.from.socket().async_wait(
       net::socket_base::wait_read,
@@ -627,9 +587,6 @@ void Tunnel::flush_stats(Pump& p, Clock::time_point now) {
 void Tunnel::finish() {
   if (finished_) return;
   finished_ = true;
-  // A parked pump's watch may hold the last reference to this session.
-  auto self = shared_from_this();
-  for (Pump* p : {&c2u_, &u2c_}) p->detach();
   timer_.cancel();
   flush_stats(c2u_);
   flush_stats(u2c_);

@@ -11,7 +11,6 @@
 #include <string>
 
 #include "proxy/close_frame.hpp"
-#include "proxy/edge_poller.hpp"
 #include "proxy/flight_recorder.hpp"
 #include "proxy/gateway.hpp"
 #include "proxy/ping_tracker.hpp"
@@ -33,7 +32,6 @@ struct TunnelParams {
   std::string client_ip;         // for the admission count
   Workers::Load load;            // counts the session on its worker
   EndpointLease upstream_lease;  // counts the session on its endpoint until it ends
-  EdgePoller* readiness = nullptr;  // the worker's set; null: waits through Asio
 };
 
 // Where one direction of a tunnel stands, one enum per concern: each names
@@ -94,7 +92,7 @@ class Tunnel : public LiveSession, public std::enable_shared_from_this<Tunnel> {
 
  private:
   // One direction: read from `from`, tap, write to `to`.
-  struct Pump final : tap::TapSink, EdgePoller::Watch {
+  struct Pump final : tap::TapSink {
     Pump(Tunnel& t, tap::Direction d, AnyStream& src, AnyStream& dst, const tap::TapConfig& cfg,
          std::size_t buffer_bytes);
     void on_frame(const tap::FrameHeader& h) override;
@@ -102,7 +100,6 @@ class Tunnel : public LiveSession, public std::enable_shared_from_this<Tunnel> {
     void on_close(uint16_t code, std::string_view reason) override;
     void on_ping(std::span<const uint8_t> payload) override;
     void on_pong(std::span<const uint8_t> payload) override;
-    void on_edge() override;
 
     Tunnel& tunnel;
     tap::Direction dir;
@@ -124,11 +121,11 @@ class Tunnel : public LiveSession, public std::enable_shared_from_this<Tunnel> {
     // came back short, under kStreamingRead; the listener's TLS: likewise
     // OpenSSL's last read(), and nothing is pending in SSL). Its sender is
     // now waiting for a reply, so the next read waits for readability first
-    // (on the worker's edge set: until an edge came since; else async_wait,
-    // whose EPOLL_CTL_MOD re-arm reports data that came in meanwhile); the
-    // read that would only have returned EAGAIN is skipped. A short read of
-    // a large chunk is a sender mid-stream: more has usually arrived by the
-    // time the chunk is written, and reading it at once saves a wait.
+    // (async_wait, whose EPOLL_CTL_MOD re-arm reports data that came in
+    // meanwhile); the read that would only have returned EAGAIN is skipped. A short read of a
+    // large chunk is a sender mid-stream: more has usually arrived by the
+    // time the chunk is written, and reading it at once saves the re-arm
+    // and an epoll_wait.
     bool drained = false;
     // The bytes delivered to the receiver end at a frame boundary, so a
     // close frame may follow them (always false with the tap off: it cannot tell).
@@ -205,7 +202,6 @@ class Tunnel : public LiveSession, public std::enable_shared_from_this<Tunnel> {
   void read_step(Pump& p);
   void wait_readable(Pump& p);
   void on_readable(Pump& p, boost::system::error_code ec);
-  void watch_sockets(EdgePoller& readiness);
   void read_into_buffer(Pump& p);
   void on_read(Pump& p, boost::system::error_code ec, std::size_t n);
   void forward(Pump& p, const std::uint8_t* data, std::size_t n);

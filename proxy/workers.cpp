@@ -9,12 +9,11 @@
 
 namespace wsgate::proxy {
 
-Workers::Workers(unsigned count, bool edge_readiness) {
+Workers::Workers(unsigned count) {
   workers_.reserve(std::max(count, 1u));
   for (unsigned i = 0; i < std::max(count, 1u); ++i) {
     auto w = std::make_unique<Worker>();
     w->guard.emplace(w->ioc.get_executor());
-    if (edge_readiness) w->readiness.emplace(w->ioc);
     workers_.push_back(std::move(w));
   }
 }
@@ -39,18 +38,9 @@ unsigned Workers::pick() {
   return best;
 }
 
-std::string Workers::readiness_error() const {
-  for (const auto& w : workers_)
-    if (w->readiness && !w->readiness->ok()) return w->readiness->error().message();
-  return {};
-}
-
 void Workers::start() {
-  for (auto& w : workers_) {
-    if (w->thread.joinable()) continue;
-    if (w->readiness) w->readiness->start();
-    w->thread = std::thread([ioc = &w->ioc] { ioc->run(); });
-  }
+  for (auto& w : workers_)
+    if (!w->thread.joinable()) w->thread = std::thread([ioc = &w->ioc] { ioc->run(); });
 }
 
 void Workers::stop() {

@@ -17,8 +17,6 @@
 #include <utility>
 #include <vector>
 
-#include "proxy/edge_poller.hpp"
-
 namespace wsgate::proxy {
 
 class Workers {
@@ -51,9 +49,7 @@ class Workers {
     std::atomic<std::uint32_t>* sessions_ = nullptr;
   };
 
-  // `edge_readiness`: each worker keeps an edge-triggered epoll set for its
-  // tunnels' sockets (see EdgePoller).
-  explicit Workers(unsigned count, bool edge_readiness = true);
+  explicit Workers(unsigned count);
   Workers(const Workers&) = delete;
   Workers& operator=(const Workers&) = delete;
   ~Workers();  // stops and joins
@@ -68,14 +64,6 @@ class Workers {
   // turn, so an idle proxy still spreads its first connections.
   unsigned pick();
   Load count_session(unsigned worker) { return Load(workers_[worker]->sessions); }
-  // The worker's readiness set for its tunnels; null when tunnels wait
-  // through Asio (asked so, or the set could not be made).
-  EdgePoller* readiness(unsigned worker) {
-    auto& p = workers_[worker]->readiness;
-    return p && p->ok() ? &*p : nullptr;
-  }
-  // Why a worker has no readiness set, when one was asked for and failed.
-  std::string readiness_error() const;
 
   void start();  // one thread per worker
   void stop();   // every worker's loop returns once its current handler does
@@ -92,9 +80,6 @@ class Workers {
     // worker adopts, it would need three fds just when the process may be
     // out of them, and its failure would end the process.
     boost::asio::steady_timer reactor_anchor{ioc};
-    // After the io_context: it goes first, releasing its parked sessions
-    // while their sockets' reactor still stands.
-    std::optional<EdgePoller> readiness;
     std::atomic<std::uint32_t> sessions{0};
     std::thread thread;
   };

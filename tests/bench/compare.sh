@@ -286,12 +286,10 @@ start_target() {
       [ "$name" = wsgate-tapoff ] && tap=off
       [ "$name" = wsgate-1w ] && threads=1
       # Allocator variants (docs/performance.md "Memory after bursts"), as
-      # extra BENCH_TARGETS: wsgate-asio (--tunnel-readiness asio: Asio's
-      # async_wait instead of the worker's edge set), wsgate-notrim (--memory-trim-interval 0) and
+      # extra BENCH_TARGETS: wsgate-notrim (--memory-trim-interval 0) and
       # wsgate-jemalloc (LD_PRELOAD=$BENCH_JEMALLOC, decay $BENCH_MALLOC_CONF).
       case $name in
         wsgate-notrim) run+=(--memory-trim-interval 0) ;;
-        wsgate-asio) run+=(--tunnel-readiness asio) ;;
         wsgate-jemalloc) run=(env "LD_PRELOAD=${BENCH_JEMALLOC:-libjemalloc.so.2}"
           "MALLOC_CONF=${BENCH_MALLOC_CONF:-background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:1000}"
           "$wsgate_bin" --memory-trim-interval 0) ;;

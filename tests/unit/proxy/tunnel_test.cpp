@@ -16,7 +16,6 @@
 #include <utility>
 #include <vector>
 
-#include "proxy/edge_poller.hpp"
 #include "proxy/gateway.hpp"
 #include "proxy/session_summary.hpp"
 
@@ -52,10 +51,10 @@ using Write = PumpState::Write;
 using OwnClose = PumpState::OwnClose;
 using Cut = PumpState::Cut;
 
-// sizeof(Tunnel) on x86-64 with libstdc++ and Boost 1.81: 3344 bytes with
-// the pump state as enums, plus 48 per pump for its watch in the worker's
-// edge set (vtable, list links, parked owner, flags). Sessions must not grow.
-constexpr std::size_t kTunnelBytes = 3440;
+// sizeof(Tunnel) on x86-64 with libstdc++ and Boost 1.81: 3376 bytes with
+// the pump state held as thirteen bools, 3344 with the enums. Sessions must
+// not grow back.
+constexpr std::size_t kTunnelBytes = 3344;
 
 Bytes frame(std::uint8_t opcode, const Bytes& payload, bool masked) {
   Bytes f{static_cast<std::uint8_t>(0x80 | opcode)};
@@ -151,9 +150,7 @@ struct Peer {
   }
 };
 
-// Each test runs twice: the tunnel waiting on a worker's edge-triggered set
-// (the default) and through Asio's async_wait (--tunnel-readiness asio).
-class TunnelTest : public ::testing::TestWithParam<Readiness> {
+class TunnelTest : public ::testing::Test {
  protected:
   static ProxyConfig config() {
     ProxyConfig c;
@@ -164,10 +161,6 @@ class TunnelTest : public ::testing::TestWithParam<Readiness> {
 
   TunnelTest() : gateway_(config()) {
     gateway_.set_session_end_hook([this](const SessionSummary& s) { summary_ = s; });
-    if (GetParam() == Readiness::edge) {
-      readiness_.emplace(ioc_);
-      readiness_->start();
-    }
   }
 
   ~TunnelTest() override {
@@ -214,8 +207,7 @@ class TunnelTest : public ::testing::TestWithParam<Readiness> {
                         .upstream_early = {},
                         .client_ip = "127.0.0.1",
                         .load = {},
-                        .upstream_lease = {},
-                        .readiness = readiness_ ? &*readiness_ : nullptr};
+                        .upstream_lease = {}};
     tunnel_ = std::make_shared<Tunnel>(gateway_, std::move(params));
     tunnel_->start();
   }
@@ -240,28 +232,25 @@ class TunnelTest : public ::testing::TestWithParam<Readiness> {
     run_until([&] { return std::chrono::steady_clock::now() >= until; });
   }
 
-  std::size_t watched() const { return readiness_ ? readiness_->watched() : 0; }
-
   PumpState c2u() const { return tunnel_->pump_state(Direction::client_to_upstream); }
   PumpState u2c() const { return tunnel_->pump_state(Direction::upstream_to_client); }
 
   Gateway gateway_;
   net::io_context ioc_;
-  std::optional<EdgePoller> readiness_;
   std::optional<Peer> client_;
   std::optional<Peer> upstream_;
   std::shared_ptr<Tunnel> tunnel_;
   std::optional<SessionSummary> summary_;
 };
 
-TEST_P(TunnelTest, SizeDoesNotGrow) {
+TEST_F(TunnelTest, SizeDoesNotGrow) {
 #if defined(__x86_64__) && defined(__GLIBCXX__)
   EXPECT_LE(sizeof(Tunnel), kTunnelBytes);
 #endif
   EXPECT_EQ(sizeof(PumpState), 4u);
 }
 
-TEST_P(TunnelTest, TextRelayedByteExactEachWay) {
+TEST_F(TunnelTest, TextRelayedByteExactEachWay) {
   open();
   EXPECT_EQ(c2u().read, Read::waiting);
   EXPECT_EQ(u2c().read, Read::waiting);
@@ -287,7 +276,7 @@ TEST_P(TunnelTest, TextRelayedByteExactEachWay) {
   EXPECT_FALSE(summary_);
 }
 
-TEST_P(TunnelTest, MessageLargerThanTheBufferRelayedExactly) {
+TEST_F(TunnelTest, MessageLargerThanTheBufferRelayedExactly) {
   open();
   const Bytes payload = pattern(100 * 1024 + 3);  // six 16 KiB buffers and a bit
   const Bytes up = frame(0x2, payload, true);
@@ -302,10 +291,8 @@ TEST_P(TunnelTest, MessageLargerThanTheBufferRelayedExactly) {
   EXPECT_NE(u2c().read, Read::ended);
 }
 
-TEST_P(TunnelTest, ClientCloseEchoedEndsBothSides) {
+TEST_F(TunnelTest, ClientCloseEchoedEndsBothSides) {
   open();
-  // Both plain sockets sit in the worker's set for the session's life.
-  EXPECT_EQ(watched(), GetParam() == Readiness::edge ? 2u : 0u);
   const Bytes c = close_frame(1000, true);
   client_->send(c);
   ASSERT_TRUE(run_until([&] { return upstream_->in.size() >= c.size(); }));
@@ -329,7 +316,6 @@ TEST_P(TunnelTest, ClientCloseEchoedEndsBothSides) {
   EXPECT_EQ(summary_->initiator, Initiator::client);
   EXPECT_TRUE(summary_->close_handshake_complete);
   EXPECT_EQ(summary_->proxy_close_to_client, 0);
-  EXPECT_EQ(watched(), 0u) << "a finished session left its sockets watched";
   for (const PumpState& s : {c2u(), u2c()}) {
     EXPECT_EQ(s.read, Read::ended);
     EXPECT_EQ(s.write, Write::ended);
@@ -338,7 +324,7 @@ TEST_P(TunnelTest, ClientCloseEchoedEndsBothSides) {
   }
 }
 
-TEST_P(TunnelTest, UpstreamEofWithoutCloseGivesClient1014) {
+TEST_F(TunnelTest, UpstreamEofWithoutCloseGivesClient1014) {
   open();
   upstream_->shutdown_send();
   ASSERT_TRUE(run_until([&] { return client_->eof; }));
@@ -358,7 +344,7 @@ TEST_P(TunnelTest, UpstreamEofWithoutCloseGivesClient1014) {
   EXPECT_EQ(u2c().read, Read::ended);
 }
 
-TEST_P(TunnelTest, UpstreamEofMidFrameEndsClientTcpBare) {
+TEST_F(TunnelTest, UpstreamEofMidFrameEndsClientTcpBare) {
   open();
   // A frame header announcing 1000 bytes, then 10 of them, then FIN.
   Bytes partial = frame(0x2, pattern(1000), false);
@@ -380,7 +366,7 @@ TEST_P(TunnelTest, UpstreamEofMidFrameEndsClientTcpBare) {
   EXPECT_EQ(summary_->proxy_close_to_client, 0);
 }
 
-TEST_P(TunnelTest, UnmaskedClientFrameCutWith1002) {
+TEST_F(TunnelTest, UnmaskedClientFrameCutWith1002) {
   open();
   const Bytes ok = text("fine", true);
   client_->send(ok);
@@ -416,7 +402,7 @@ TEST_P(TunnelTest, UnmaskedClientFrameCutWith1002) {
   EXPECT_EQ(c2u().cut, Cut::cut);
 }
 
-TEST_P(TunnelTest, DrainSends1001BothWays) {
+TEST_F(TunnelTest, DrainSends1001BothWays) {
   open();
   tunnel_->drain();
   ASSERT_TRUE(run_until([&] { return !client_->in.empty() && !upstream_->in.empty(); }));
@@ -444,7 +430,7 @@ TEST_P(TunnelTest, DrainSends1001BothWays) {
   }
 }
 
-TEST_P(TunnelTest, SlowReaderHoldsTheOtherPumpInItsWrite) {
+TEST_F(TunnelTest, SlowReaderHoldsTheOtherPumpInItsWrite) {
   open(/*small=*/true);
   client_->reading = false;
   const Bytes payload = pattern(2 * 1024 * 1024);  // several times what the buffers hold
@@ -471,10 +457,6 @@ TEST_P(TunnelTest, SlowReaderHoldsTheOtherPumpInItsWrite) {
   EXPECT_EQ(u2c().write, Write::idle);
   EXPECT_NE(u2c().read, Read::ended);
 }
-
-INSTANTIATE_TEST_SUITE_P(Readiness, TunnelTest,
-                         ::testing::Values(Readiness::edge, Readiness::asio),
-                         [](const auto& p) { return p.param == Readiness::edge ? "edge" : "asio"; });
 
 }  // namespace
 }  // namespace wsgate::proxy
