@@ -1,0 +1,95 @@
+#!/bin/bash
+# Interleaved A/B of wsgate's own CPU per round trip between two sets of
+# flags: both proxies run side by side (pinned to BENCH_PROXY_CPU, load and
+# echo to BENCH_LOAD_CPU), and each pair of runs measures A then B for the
+# same seconds, so a drift of the shared machine hits both. Prints each
+# side's µs of proxy CPU (user + system, /proc/PID/stat) per round trip and
+# the median A/B ratio over the pairs. Run on demand; not part of make test
+# except a one-pair smoke run (correctness of the script only).
+#
+# usage: tests/bench/ab.sh BUILD_DIR PAIRS SIZE CONNECTIONS SECONDS -- A-FLAGS... -- B-FLAGS...
+#   e.g. tests/bench/ab.sh build 10 64 32 3 -- --threads 1 -- --threads 1 --tap-mode off
+set -euo pipefail
+[ $# -ge 7 ] || { sed -n 2,12p "$0" >&2; exit 2; }
+build=$1 pairs=$2 size=$3 conns=$4 secs=$5
+shift 5
+[ "$1" = -- ] || { echo "ab.sh: expected -- before A's flags" >&2; exit 2; }
+shift
+a_flags=()
+while [ $# -gt 0 ] && [ "$1" != -- ]; do a_flags+=("$1"); shift; done
+[ $# -gt 0 ] || { echo "ab.sh: expected -- before B's flags" >&2; exit 2; }
+shift
+b_flags=("$@")
+wsgate=${WSGATE:-$build/bin/wsgate}
+tool=${BENCH_TOOL:-$build/bin/wsgate-bench}
+proxy_cpu=${BENCH_PROXY_CPU:-1} load_cpu=${BENCH_LOAD_CPU:-0}
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+wait_file() {
+  local i
+  for i in $(seq 200); do [ -s "$1" ] && return 0; sleep 0.05; done
+  echo "ab.sh: $1 never appeared" >&2; exit 3
+}
+taskset -c "$load_cpu" "$tool" echo --listen 127.0.0.1:0 --port-file "$work/echo.port" >/dev/null 2>&1 &
+pids+=($!)
+wait_file "$work/echo.port"
+echo_port=$(cat "$work/echo.port")
+
+start() {  # SIDE FLAGS...
+  local side=$1; shift
+  taskset -c "$proxy_cpu" "$wsgate" --listen 127.0.0.1:0 --admin 127.0.0.1:0 \
+    --port-file "$work/$side.ports" --upstream "ws://127.0.0.1:$echo_port" --log-level warn \
+    "$@" >"$work/$side.log" 2>&1 &
+  pids+=($!)
+  echo $! >"$work/$side.pid"
+  wait_file "$work/$side.ports"
+}
+start a "${a_flags[@]}"
+start b "${b_flags[@]}"
+
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+hz=$(getconf CLK_TCK)
+for pair in $(seq "$pairs"); do
+  for side in a b; do
+    pid=$(cat "$work/$side.pid")
+    port=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['listen'])" "$work/$side.ports")
+    taskset -c "$load_cpu" "$tool" load --url "ws://127.0.0.1:$port/ab" --connections "$conns" \
+      --size "$size" --duration "$secs" --warmup 0.5 >"$work/load.json" &
+    load_pid=$!
+    sleep 0.5
+    c0=$(cpu_ticks "$pid"); t0=$(date +%s.%N)
+    sleep "$secs"
+    c1=$(cpu_ticks "$pid"); t1=$(date +%s.%N)
+    wait "$load_pid"
+    python3 - "$work/load.json" "$side" "$pair" "$c0" "$c1" "$t0" "$t1" "$hz" >>"$work/results" <<'PY'
+import json, sys
+load = json.load(open(sys.argv[1]))
+side, pair, c0, c1, t0, t1, hz = sys.argv[2], sys.argv[3], *map(float, sys.argv[4:])
+rate = load["messages_per_sec"]
+if load.get("errors") or rate <= 0:
+    sys.exit(f"ab.sh: {side} pair {pair}: errors {load.get('errors')}, {rate} msg/s")
+print(side, pair, rate, (c1 - c0) / hz * 1e6 / (rate * (t1 - t0)))
+PY
+  done
+done
+
+python3 - "$work/results" <<'PY'
+import statistics, sys
+runs = {"a": [], "b": []}
+for line in open(sys.argv[1]):
+    side, _, rate, cpu = line.split()
+    runs[side].append((float(rate), float(cpu)))
+for side in "ab":
+    cpus = [c for _, c in runs[side]]
+    print(f"{side.upper()} µs/rt", " ".join(f"{c:.1f}" for c in cpus), f"median {statistics.median(cpus):.2f}",
+          f"(msg/s median {statistics.median(r for r, _ in runs[side]):.0f})")
+ratios = [a[1] / b[1] for a, b in zip(runs["a"], runs["b"])]
+print("A/B per pair", " ".join(f"{r:.2f}" for r in ratios), f"median {statistics.median(ratios):.3f}")
+PY

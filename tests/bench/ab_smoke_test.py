@@ -1,0 +1,36 @@
+#!/usr/bin/python3
+"""Smoke test of tests/bench/ab.sh: one pair of 1 s runs, A at one worker and
+B with the tap off. Asserts the report's shape and that each side relayed
+(positive CPU per round trip and message rate) -- never which side is faster.
+
+usage: ab_smoke_test.py PATH/TO/ab.sh PATH/TO/wsgate PATH/TO/wsgate-bench
+"""
+import os
+import re
+import subprocess
+import sys
+
+
+def main():
+    ab, wsgate, bench = sys.argv[1:4]
+    env = dict(os.environ, WSGATE=wsgate, BENCH_TOOL=bench)
+    # Cores 0 and 1 may not both exist on every runner: pin both sides to 0.
+    env.update(BENCH_PROXY_CPU="0", BENCH_LOAD_CPU="0")
+    out = subprocess.run([ab, "unused-build-dir", "1", "64", "2", "1", "--", "--threads", "1",
+                          "--", "--threads", "1", "--tap-mode", "off"],
+                         env=env, capture_output=True, text=True, timeout=100)
+    print(out.stdout, out.stderr)
+    assert out.returncode == 0, out.returncode
+    for side in "AB":
+        m = re.search(rf"^{side} µs/rt ([\d.]+) median ([\d.]+) \(msg/s median (\d+)\)$", out.stdout, re.M)
+        assert m, f"no line for {side}"
+        assert float(m.group(1)) > 0 and int(m.group(3)) > 0, m.group(0)
+    assert re.search(r"^A/B per pair [\d.]+ median [\d.]+$", out.stdout, re.M)
+    # Usage errors are reported, not run.
+    bad = subprocess.run([ab, "x", "1", "64", "2", "1", "--threads", "1"], env=env,
+                         capture_output=True, text=True, timeout=30)
+    assert bad.returncode == 2 and "expected --" in bad.stderr, (bad.returncode, bad.stderr)
+
+
+if __name__ == "__main__":
+    main()
