@@ -9,8 +9,12 @@
 #
 # usage: tests/bench/ab.sh BUILD_DIR PAIRS SIZE CONNECTIONS SECONDS -- A-FLAGS... -- B-FLAGS...
 #   e.g. tests/bench/ab.sh build 10 64 32 3 -- --threads 1 -- --threads 1 --tap-mode off
+# BENCH_RATE=N: open loop at N messages/s over all sessions (default closed).
+# BENCH_PROXY_CPU / BENCH_LOAD_CPU: taskset lists (default 1 / 0; "0,1" for
+# both cores, as the workers2 section runs).
+# BENCH_SCHEME=wss: TLS on the listener (a throwaway self-signed certificate).
 set -euo pipefail
-[ $# -ge 7 ] || { sed -n 2,12p "$0" >&2; exit 2; }
+[ $# -ge 7 ] || { sed -n 2,16p "$0" >&2; exit 2; }
 build=$1 pairs=$2 size=$3 conns=$4 secs=$5
 shift 5
 [ "$1" = -- ] || { echo "ab.sh: expected -- before A's flags" >&2; exit 2; }
@@ -42,11 +46,23 @@ pids+=($!)
 wait_file "$work/echo.port"
 echo_port=$(cat "$work/echo.port")
 
+scheme=${BENCH_SCHEME:-ws}
+tls_flags=() load_flags=()
+case $scheme in
+  ws) ;;
+  wss)
+    openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 \
+      -keyout "$work/key.pem" -out "$work/cert.pem" >/dev/null 2>&1
+    tls_flags=(--tls-cert "$work/cert.pem" --tls-key "$work/key.pem")
+    load_flags=(--insecure) ;;
+  *) echo "ab.sh: BENCH_SCHEME must be ws or wss" >&2; exit 2 ;;
+esac
+
 start() {  # SIDE FLAGS...
   local side=$1; shift
   taskset -c "$proxy_cpu" "$wsgate" --listen 127.0.0.1:0 --admin 127.0.0.1:0 \
     --port-file "$work/$side.ports" --upstream "ws://127.0.0.1:$echo_port" --log-level warn \
-    "$@" >"$work/$side.log" 2>&1 &
+    "${tls_flags[@]}" "$@" >"$work/$side.log" 2>&1 &
   pids+=($!)
   echo $! >"$work/$side.pid"
   wait_file "$work/$side.ports"
@@ -60,8 +76,8 @@ for pair in $(seq "$pairs"); do
   for side in a b; do
     pid=$(cat "$work/$side.pid")
     port=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['listen'])" "$work/$side.ports")
-    taskset -c "$load_cpu" "$tool" load --url "ws://127.0.0.1:$port/ab" --connections "$conns" \
-      --size "$size" --duration "$secs" --warmup 0.5 >"$work/load.json" &
+    taskset -c "$load_cpu" "$tool" load --url "$scheme://127.0.0.1:$port/ab" "${load_flags[@]}" --connections "$conns" \
+      --size "$size" --duration "$secs" --warmup 0.5 --rate "${BENCH_RATE:-0}" >"$work/load.json" &
     load_pid=$!
     sleep 0.5
     c0=$(cpu_ticks "$pid"); t0=$(date +%s.%N)

@@ -11,21 +11,33 @@ import subprocess
 import sys
 
 
+def check_report(text, rate=None):
+    for side in "AB":
+        m = re.search(rf"^{side} µs/rt ([\d.]+) median ([\d.]+) \(msg/s median (\d+)\)$", text, re.M)
+        assert m, f"no line for {side}"
+        assert float(m.group(1)) > 0 and int(m.group(3)) > 0, m.group(0)
+        if rate:  # open loop: about the offered rate, not the closed loop's
+            assert 0.5 * rate <= int(m.group(3)) <= 1.5 * rate, m.group(0)
+    assert re.search(r"^A/B per pair [\d.]+ median [\d.]+$", text, re.M)
+
+
 def main():
     ab, wsgate, bench = sys.argv[1:4]
     env = dict(os.environ, WSGATE=wsgate, BENCH_TOOL=bench)
     # Cores 0 and 1 may not both exist on every runner: pin both sides to 0.
     env.update(BENCH_PROXY_CPU="0", BENCH_LOAD_CPU="0")
-    out = subprocess.run([ab, "unused-build-dir", "1", "64", "2", "1", "--", "--threads", "1",
-                          "--", "--threads", "1", "--tap-mode", "off"],
-                         env=env, capture_output=True, text=True, timeout=100)
+    args = [ab, "unused-build-dir", "1", "64", "2", "1", "--", "--threads", "1",
+            "--", "--threads", "1", "--tap-mode", "off"]
+    out = subprocess.run(args, env=env, capture_output=True, text=True, timeout=100)
     print(out.stdout, out.stderr)
     assert out.returncode == 0, out.returncode
-    for side in "AB":
-        m = re.search(rf"^{side} µs/rt ([\d.]+) median ([\d.]+) \(msg/s median (\d+)\)$", out.stdout, re.M)
-        assert m, f"no line for {side}"
-        assert float(m.group(1)) > 0 and int(m.group(3)) > 0, m.group(0)
-    assert re.search(r"^A/B per pair [\d.]+ median [\d.]+$", out.stdout, re.M)
+    check_report(out.stdout)
+    # TLS on the listener, open loop.
+    out = subprocess.run(args, env=dict(env, BENCH_SCHEME="wss", BENCH_RATE="200"),
+                         capture_output=True, text=True, timeout=100)
+    print(out.stdout, out.stderr)
+    assert out.returncode == 0, out.returncode
+    check_report(out.stdout, rate=200)
     # Usage errors are reported, not run.
     bad = subprocess.run([ab, "x", "1", "64", "2", "1", "--threads", "1"], env=env,
                          capture_output=True, text=True, timeout=30)
