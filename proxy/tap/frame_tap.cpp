@@ -409,8 +409,7 @@ void FrameTap::end_close_frame() noexcept {
   if (cp.violation != Violation::none) violation(cp.violation);
   close_seen_ = true;
   close_code_ = cp.code;
-  close_reason_len_ = static_cast<uint8_t>(cp.reason.size());  // <= 123
-  if (!cp.reason.empty()) std::memcpy(close_reason_, cp.reason.data(), cp.reason.size());
+  close_reason_len_ = static_cast<uint8_t>(cp.reason.size());  // <= 123, at ctrl_buf_ + 2
   if (sink_) sink_->on_close(close_code_, close_reason());
 }
 

@@ -185,7 +185,9 @@ class FrameTap {
 
   bool close_seen() const noexcept { return close_seen_; }
   uint16_t close_code() const noexcept { return close_code_; }  // 0 until close_seen()
-  std::string_view close_reason() const noexcept { return {close_reason_, close_reason_len_}; }
+  std::string_view close_reason() const noexcept {
+    return {reinterpret_cast<const char*>(ctrl_buf_) + 2, close_reason_len_};
+  }
 
   // The last complete text message, unmasked, up to capture_text_bytes
   // (empty when capture is off or no text message completed yet).
@@ -251,8 +253,9 @@ class FrameTap {
   // Close.
   bool close_seen_ = false;
   uint16_t close_code_ = 0;
+  // The reason stays where the close payload was gathered, in ctrl_buf_
+  // after the code: nothing is gathered once a close was seen.
   uint8_t close_reason_len_ = 0;
-  char close_reason_[123] = {};
 
   // Text capture: two buffers of capture_text_bytes, one being filled, one last complete.
   std::unique_ptr<char[]> capture_;

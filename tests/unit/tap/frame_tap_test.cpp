@@ -402,15 +402,23 @@ TEST(FrameTap, ParseClosePayloadDirectly) {
 }
 
 TEST(FrameTap, FrameAfterClose) {
-  const Bytes close = cframe(kClose, close_payload(1000));
-  const Outcome o = check_splits(client_cfg(), concat(close, cframe(kPing, bytes("late")),
-                                                      cframe(kClose, close_payload(1001))));
-  EXPECT_EQ(o.events,
-            (Events{"close 1000 ", "violation frame_after_close", "violation frame_after_close"}));
+  const Bytes close = cframe(kClose, close_payload(1000, "done"));
+  // The reason is kept where the close payload was gathered: what follows
+  // the close (a ping, a text frame the prefix option would gather, another
+  // close) must not overwrite it.
+  TapConfig cfg = client_cfg();
+  cfg.text_prefix_bytes = 32;
+  const Outcome o = check_splits(
+      cfg, concat(close, cframe(kPing, bytes("late ping payload")), cframe(kText, bytes("zzzzzz")),
+                  cframe(kClose, close_payload(1001, "second"))));
+  EXPECT_EQ(o.events, (Events{"close 1000 done", "violation frame_after_close",
+                              "violation frame_after_close", "violation frame_after_close"}));
   EXPECT_EQ(o.close_code, 1000);  // the first close stays
+  EXPECT_EQ(o.close_reason, "done");
   EXPECT_EQ(o.first_violation_offset, close.size());
   EXPECT_EQ(o.stats.frames[kClose], 2u);
   EXPECT_EQ(o.stats.frames[kPing], 1u);
+  EXPECT_EQ(o.stats.frames[kText], 1u);
 }
 
 // ---------------------------------------------------------------- text capture
