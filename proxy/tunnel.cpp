@@ -562,9 +562,10 @@ void Tunnel::flush_stats(Pump& p, Clock::time_point now) {
   std::uint64_t frames = 0;
   for (unsigned op = 0; op < 16; ++op) {
     frames += s.frames[op];
-    if (auto d = s.frames[op] - p.flushed_frames[op])
+    const auto low = static_cast<std::uint32_t>(s.frames[op]);
+    if (const std::uint32_t d = low - p.flushed_frames[op])
       m.frames(p.dir, op).Increment(static_cast<double>(d));
-    p.flushed_frames[op] = s.frames[op];
+    p.flushed_frames[op] = low;
   }
   // With the tap off, bytes are all we know; count them from the pump.
   std::uint64_t bytes = gateway_.config().tap_mode == TapMode::off ? p.raw_bytes : s.bytes;

@@ -186,7 +186,11 @@ class Tunnel : public LiveSession, public std::enable_shared_from_this<Tunnel> {
 
     // Counts already added to Prometheus. Per-kind violation baselines are
     // allocated on the first violation; most sessions never have one.
-    std::array<std::uint64_t, 16> flushed_frames{};
+    // Per opcode, the low 32 bits of the count last flushed: a flush comes
+    // at least once a second (kStatsFreshness), and no session carries 2^32
+    // frames (8 GiB of the smallest ones) between two, so the difference of
+    // the low halves is the whole increment.
+    std::array<std::uint32_t, 16> flushed_frames{};
     std::uint64_t flushed_violations = 0;
     std::unique_ptr<std::uint64_t[]> flushed_violation_kinds;
     std::uint64_t raw_bytes = 0;  // every byte read, for --tap-mode off
