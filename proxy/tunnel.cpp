@@ -574,9 +574,10 @@ void Tunnel::flush_stats(Pump& p, Clock::time_point now) {
     if (!p.flushed_violation_kinds)
       p.flushed_violation_kinds = std::make_unique<std::uint64_t[]>(tap::kViolationKinds);
     for (std::size_t k = 1; k < tap::kViolationKinds; ++k) {
-      if (auto d = s.violation_kinds[k] - p.flushed_violation_kinds[k])
+      const std::uint64_t count = p.tap.violations_of(static_cast<tap::Violation>(k));
+      if (auto d = count - p.flushed_violation_kinds[k])
         m.violation(p.dir, static_cast<tap::Violation>(k)).Increment(static_cast<double>(d));
-      p.flushed_violation_kinds[k] = s.violation_kinds[k];
+      p.flushed_violation_kinds[k] = count;
     }
     p.flushed_violations = s.violations;
   }

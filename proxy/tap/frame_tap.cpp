@@ -1,5 +1,7 @@
 #include "proxy/tap/frame_tap.hpp"
 
+#include <new>
+
 #include <algorithm>
 #include <cstring>
 
@@ -125,7 +127,9 @@ void FrameTap::violation(Violation v) noexcept {
   if (frame_flagged_) return;
   frame_flagged_ = true;
   ++stats_.violations;
-  ++stats_.violation_kinds[static_cast<size_t>(v)];
+  // Out of memory, the kinds go uncounted; the total above still counts.
+  if (!violation_kinds_) violation_kinds_.reset(new (std::nothrow) uint64_t[kViolationKinds]());
+  if (violation_kinds_) ++violation_kinds_[static_cast<size_t>(v)];
   if (chunk_first_ == Violation::none) chunk_first_ = v;
   if (first_violation_ == Violation::none) {
     first_violation_ = v;

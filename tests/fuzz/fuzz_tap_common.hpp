@@ -118,9 +118,9 @@ inline int fuzz_tap(Direction dir, const uint8_t* data, size_t size) {
   FUZZ_CHECK(s.messages == s.text_messages + s.binary_messages);
   FUZZ_CHECK(s.fragmented_messages <= s.messages && s.compressed_messages <= s.messages);
   uint64_t kinds = 0;
-  for (uint64_t k : s.violation_kinds) kinds += k;
+  for (uint64_t k : whole.violation_kinds) kinds += k;
   FUZZ_CHECK(kinds == s.violations);
-  FUZZ_CHECK(s.violation_kinds[0] == 0);
+  FUZZ_CHECK(whole.violation_kinds[0] == 0);
   FUZZ_CHECK(whole.failed == (s.violations != 0));
   FUZZ_CHECK(whole.failed == (whole.first_violation != Violation::none));
   FUZZ_CHECK(whole.first_returned == whole.first_violation);

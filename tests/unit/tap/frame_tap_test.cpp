@@ -541,8 +541,10 @@ TEST(FrameTap, StatsExactForMixedStream) {
   want.fragmented_messages = 1;
   want.control_frames = 3;
   want.violations = 1;
-  want.violation_kinds[static_cast<size_t>(Violation::reserved_opcode)] = 1;
   EXPECT_EQ(o.stats, want);
+  for (size_t k = 0; k < kViolationKinds; ++k)
+    EXPECT_EQ(o.violation_kinds[k], k == static_cast<size_t>(Violation::reserved_opcode) ? 1u : 0u)
+        << to_string(static_cast<Violation>(k));
   EXPECT_EQ(in.size(), 3u + 204 + 4 + 70010 + 2 + 3 + 18);
   EXPECT_EQ(o.events, (Events{"text 1", "ping 7070", "binary 70200", "pong ",
                               "violation reserved_opcode", "close 1011 Internal error"}));

@@ -1,4 +1,5 @@
-// feed() allocates nothing but the text-capture buffer, once per tap: count every operator new
+// feed() allocates nothing but the text-capture buffer and the per-kind
+// violation counts, each once per tap: count every operator new
 // and feed streams that exercise every path (capture, UTF-8, control frames,
 // violations, 1 TiB lengths, byte-by-byte splits).
 
@@ -63,11 +64,12 @@ TEST(FrameTapNoAlloc, FeedAllocatesOnlyTheCaptureBufferOnce) {
     const size_t start = g_allocations.load();
     whole.feed(stream.data(), stream.size());
     for (uint8_t b : stream) bytewise.feed(&b, 1);
-    // The capture buffer comes with the first text message, once per tap.
-    EXPECT_EQ(g_allocations.load(), start + 2);
+    // The capture buffer comes with the first text message and the
+    // per-kind violation counts with the first violation, once per tap.
+    EXPECT_EQ(g_allocations.load(), start + 4);
     whole.feed(stream.data(), stream.size());
     for (uint8_t b : stream) bytewise.feed(&b, 1);
-    EXPECT_EQ(g_allocations.load(), start + 2);
+    EXPECT_EQ(g_allocations.load(), start + 4);
     EXPECT_EQ(whole.stats(), bytewise.stats());
     EXPECT_EQ(whole.last_text(), "\xFF\xFE");  // the last text message, though invalid
     EXPECT_EQ(bytewise.last_text(), whole.last_text());

@@ -4,6 +4,7 @@
 // events as text, a reference UTF-8 decoder, and a runner that feeds a stream
 // with arbitrary cuts and reports everything observable.
 
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <ostream>
@@ -120,6 +121,7 @@ class RecordingSink final : public TapSink {
 struct Outcome {
   std::vector<std::string> events;
   TapStats stats;
+  std::array<uint64_t, kViolationKinds> violation_kinds{};  // FrameTap::violations_of
   bool close_seen = false;
   uint16_t close_code = 0;
   std::string close_reason;
@@ -164,6 +166,8 @@ inline Outcome run_cuts(const TapConfig& cfg, std::span<const uint8_t> in,
   feed_to(in.size());
   o.events = std::move(sink.events);
   o.stats = tap.stats();
+  for (size_t k = 0; k < kViolationKinds; ++k)
+    o.violation_kinds[k] = tap.violations_of(static_cast<Violation>(k));
   o.close_seen = tap.close_seen();
   o.close_code = tap.close_code();
   o.close_reason = std::string(tap.close_reason());
