@@ -27,23 +27,12 @@ b_flags=("$@")
 wsgate=${WSGATE:-$build/bin/wsgate}
 tool=${BENCH_TOOL:-$build/bin/wsgate-bench}
 proxy_cpu=${BENCH_PROXY_CPU:-1} load_cpu=${BENCH_LOAD_CPU:-0}
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
+# shellcheck source=tests/bench/lib.sh
+. "$(dirname "$0")/lib.sh"
 
-wait_file() {
-  local i
-  for i in $(seq 200); do [ -s "$1" ] && return 0; sleep 0.05; done
-  echo "ab.sh: $1 never appeared" >&2; exit 3
-}
 taskset -c "$load_cpu" "$tool" echo --listen 127.0.0.1:0 --port-file "$work/echo.port" >/dev/null 2>&1 &
 pids+=($!)
-wait_file "$work/echo.port"
+wait_file "$work/echo.port" $! || { echo "ab.sh: the echo upstream did not start" >&2; exit 3; }
 echo_port=$(cat "$work/echo.port")
 
 scheme=${BENCH_SCHEME:-ws}
@@ -65,7 +54,8 @@ start() {  # SIDE FLAGS...
     "${tls_flags[@]}" "$@" >"$work/$side.log" 2>&1 &
   pids+=($!)
   echo $! >"$work/$side.pid"
-  wait_file "$work/$side.ports"
+  wait_file "$work/$side.ports" $! ||
+    { echo "ab.sh: wsgate ($side) did not start: $(tail -3 "$work/$side.log")" >&2; exit 3; }
 }
 start a "${a_flags[@]}"
 start b "${b_flags[@]}"

@@ -32,24 +32,8 @@ py=/usr/bin/python3
 command -v valgrind >/dev/null || { echo "instructions: valgrind is not installed" >&2; exit 2; }
 [ -x "$tool" ] || { echo "instructions: $tool not found (build with -DWSGATE_BENCH=ON)" >&2; exit 2; }
 
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-wait_file() {  # FILE PID
-  local i
-  for i in $(seq 600); do
-    [ -s "$1" ] && return 0
-    kill -0 "$2" 2>/dev/null || return 1
-    sleep 0.05
-  done
-  return 1
-}
+# shellcheck source=tests/bench/lib.sh
+. "$(dirname "$0")/lib.sh"
 
 "$tool" echo --listen 127.0.0.1:0 --port-file "$work/echo.port" >"$work/echo.log" 2>&1 &
 pids+=($!)
