@@ -1,9 +1,8 @@
 #include "proxy/tap/frame_tap.hpp"
 
-#include <new>
-
 #include <algorithm>
 #include <cstring>
+#include <new>
 
 namespace wsgate::tap {
 namespace {

@@ -127,7 +127,7 @@ struct TapStats {
   uint64_t fragmented_messages = 0;  // completed data messages of more than one frame
   uint64_t compressed_messages = 0;  // completed data messages with RSV1 on the first frame
   uint64_t control_frames = 0;       // close + ping + pong frames
-  uint64_t violations = 0;           // total; at most one per frame; per kind: FrameTap::violations_of
+  uint64_t violations = 0;           // total, at most one per frame (per kind: violations_of)
 
   friend bool operator==(const TapStats&, const TapStats&) = default;
 };
@@ -279,8 +279,8 @@ class FrameTap {
   Violation chunk_first_ = Violation::none;
   Violation first_violation_ = Violation::none;
   // Per kind, made on the tap's first violation: most sessions never have
-  // one, and kViolationKinds counters in every tap made each session 320
-  // bytes larger.
+  // one, and kViolationKinds counters held in each tap would add 320 bytes
+  // to every session.
   std::unique_ptr<uint64_t[]> violation_kinds_;
   uint64_t first_violation_offset_ = 0;
 };
