@@ -54,6 +54,16 @@ def case_label(key):
     return f"{scheme} {size_label(size)} x {conns}"
 
 
+def cases(cells):
+    """The (scheme, size-or-sessions) keys of a section, by size, ws before wss."""
+    return sorted(cells, key=lambda k: (k[1], k[0]))
+
+
+def target_cells(by_target, ts, fmt):
+    """One table cell per target in `ts`: fmt(result), or n/a where it did not run."""
+    return [fmt(by_target[t]) if by_target.get(t) else "n/a" for t in ts]
+
+
 def load_runs(d, prefix, problems):
     """(scheme, size, conns) -> target -> round -> result for PREFIX-*.json."""
     runs = {}
@@ -135,7 +145,7 @@ def report_openloop(ol):
         head.append("p99 wsgate ÷ leaner peer, median (per round)")
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
-    for key in sorted(ol, key=lambda k: (k[1], k[0])):
+    for key in cases(ol):
         row = [case_label(key)]
         for t in ts:
             per = ol[key].get(t, {})
@@ -156,7 +166,7 @@ def report_openloop(ol):
             head.append("wsgate ÷ leaner peer, median (per round)")
         print("| " + " | ".join(head) + " |")
         print("|" + "---|" * len(head))
-        for key in sorted(ol, key=lambda k: (k[1], k[0])):
+        for key in cases(ol):
             row = [case_label(key)] + [cpu_cell(ol[key].get(t, {})) for t in cpu_ts]
             if "wsgate" in cpu_ts and peers:
                 row.append(ratio_cell(paired(ol, key, "wsgate", peers, "proxy_cpu_us_per_msg")))
@@ -187,13 +197,29 @@ def report_workers2(w2, d):
         head.append("wsgate ÷ leaner 2-worker peer")
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
-    for key in sorted(w2, key=lambda k: (k[1], k[0])):
+    for key in cases(w2):
         row = [case_label(key)] + [cpu_cell(w2[key].get(t, {})) for t in ts]
         row += [ratio_cell(paired(w2, key, a, [b], "proxy_cpu_us_per_msg")) for a, b in pairs]
         if "wsgate" in ts and two_peers:
             row.append(ratio_cell(paired(w2, key, "wsgate", two_peers, "proxy_cpu_us_per_msg")))
         print("| " + " | ".join(row) + " |")
     print()
+
+
+def per_session(r):
+    return f" ({r['per_session_kib']:.1f})" if r.get("per_session_kib") is not None else ""
+
+
+def fdlimit_cell(r):
+    return (f"{r.get('established')}/{r['requested']}, {r['rss_kib'] / 1024:.0f} MiB{per_session(r)}, "
+            f"{r.get('proxy_open_fds')} fds")
+
+
+def memory_cell(r):
+    cell = f"{r['rss_kib'] / 1024:.0f}{per_session(r)}"
+    if r.get("established") != r.get("requested"):
+        cell += f" only {r.get('established')} held"
+    return cell
 
 
 def report_fdlimit(d, problems):
@@ -222,16 +248,8 @@ def report_fdlimit(d, problems):
         head.append("RSS wsgate ÷ leaner peer")
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
-    for key in sorted(cells, key=lambda k: (k[1], k[0])):
-        row = [f"{key[0]} {key[1]}"]
-        for t in ts:
-            r = cells[key].get(t)
-            if not r:
-                row.append("n/a")
-                continue
-            per = f" ({r['per_session_kib']:.1f})" if r.get("per_session_kib") is not None else ""
-            row.append(f"{r.get('established')}/{r['requested']}, {r['rss_kib'] / 1024:.0f} MiB{per}, "
-                       f"{r.get('proxy_open_fds')} fds")
+    for key in cases(cells):
+        row = [f"{key[0]} {key[1]}"] + target_cells(cells[key], ts, fdlimit_cell)
         if "wsgate" in ts and peers:
             w = cells[key].get("wsgate", {})
             rss = [cells[key][p]["rss_kib"] for p in peers
@@ -245,7 +263,7 @@ def report_tap(sets):
     """sets: [(label, runs)]; paired per round wsgate vs wsgate-tapoff CPU per round trip."""
     rows = []
     for label, runs in sets:
-        for key in sorted(runs, key=lambda k: (k[1], k[0])):
+        for key in cases(runs):
             if "wsgate" in runs[key] and "wsgate-tapoff" in runs[key]:
                 rows.append((f"{label} {case_label(key)}",
                              paired(runs, key, "wsgate", ["wsgate-tapoff"], "proxy_cpu_us_per_msg")))
@@ -284,7 +302,7 @@ def main():
             head += ["tap cost"]
         print("| " + " | ".join(head) + " |")
         print("|" + "---|" * len(head))
-        for key in sorted(tput, key=lambda k: (k[1], k[0])):
+        for key in cases(tput):
             scheme, size, conns = key
             row = [f"{scheme} {size_label(size)} x {conns}"]
             med = {}
@@ -324,7 +342,7 @@ def main():
         # Cells where the load core was saturated while a proxy was measured:
         # median over every (proxy target, round) run of the cell.
         saturated = []
-        for key in sorted(tput, key=lambda k: (k[1], k[0])):
+        for key in cases(tput):
             busy = [r["load_core_busy"] for t, per in tput[key].items() if t != "direct"
                     for r in per.values() if isinstance(r.get("load_core_busy"), (int, float))]
             if busy and statistics.median(busy) >= SATURATED:
@@ -351,7 +369,7 @@ def main():
                 head += ["tap CPU cost"]
             print("| " + " | ".join(head) + " |")
             print("|" + "---|" * len(head))
-            for key in sorted(tput, key=lambda k: (k[1], k[0])):
+            for key in cases(tput):
                 row = [case_label(key)]
                 cpu = {}
                 for t in cpu_present:
@@ -416,17 +434,8 @@ def main():
         print("direct = the wsgate-bench echo upstream itself (Beast + Asio, no proxy in between).\n")
         print("| case | " + " | ".join(LABEL[t] for t in ts) + " |")
         print("|---|" + "---|" * len(ts))
-        for key in sorted(mem, key=lambda k: (k[1], k[0])):
-            row = [f"{key[0]} {key[1]}"]
-            for t in ts:
-                r = mem[key].get(t)
-                if not r:
-                    row.append("n/a")
-                    continue
-                cell = f"{r['rss_kib'] / 1024:.0f} ({r['per_session_kib']:.1f})" if r.get("per_session_kib") is not None else f"{r['rss_kib'] / 1024:.0f}"
-                if r.get("established") != r.get("requested"):
-                    cell += f" only {r.get('established')} held"
-                row.append(cell)
+        for key in cases(mem):
+            row = [f"{key[0]} {key[1]}"] + target_cells(mem[key], ts, memory_cell)
             print("| " + " | ".join(row) + " |")
         print()
 
