@@ -1,6 +1,7 @@
 #include "proxy/tunnel.hpp"
 
 #include <algorithm>
+#include <boost/asio/bind_allocator.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/ssl/error.hpp>
 #include <boost/asio/write.hpp>
@@ -236,16 +237,20 @@ void Tunnel::wait_readable(Pump& p) {
   p.read_started(PumpState::Read::waiting);
   p.from.socket().async_wait(
       net::socket_base::wait_read,
-      [self = shared_from_this(), &p](boost::system::error_code ec) { self->on_readable(p, ec); });
+      net::bind_allocator(OpSlotAllocator(p.op_slot),
+                          [self = shared_from_this(), &p](boost::system::error_code ec) {
+                            self->on_readable(p, ec);
+                          }));
 }
 
 void Tunnel::read_into_buffer(Pump& p) {
   p.read_started(PumpState::Read::reading);
-  p.from.async_read_some(
-      net::buffer(p.buffer.get(), p.buffer_size),
-      [self = shared_from_this(), &p](boost::system::error_code ec, std::size_t n) {
-        self->on_read(p, ec, n);
-      });
+  p.from.async_read_some(net::buffer(p.buffer.get(), p.buffer_size),
+                         net::bind_allocator(OpSlotAllocator(p.op_slot),
+                                             [self = shared_from_this(), &p](
+                                                 boost::system::error_code ec, std::size_t n) {
+                                               self->on_read(p, ec, n);
+                                             }));
 }
 
 void Tunnel::on_readable(Pump& p, boost::system::error_code ec) {
@@ -491,8 +496,9 @@ void Tunnel::arm_timer() {
   for (const Pump* p : {&c2u_, &u2c_})
     if (stats_unflushed(*p)) next = std::min(next, p->last_flush + kStatsFreshness);
   timer_.expires_at(next);
-  timer_.async_wait(
-      [self = shared_from_this()](boost::system::error_code ec) { self->on_timer(ec); });
+  timer_.async_wait(net::bind_allocator(
+      TimerSlotAllocator(timer_slot_),
+      [self = shared_from_this()](boost::system::error_code ec) { self->on_timer(ec); }));
 }
 
 void Tunnel::on_timer(boost::system::error_code ec) {

@@ -13,6 +13,7 @@
 #include "proxy/close_frame.hpp"
 #include "proxy/flight_recorder.hpp"
 #include "proxy/gateway.hpp"
+#include "proxy/handler_slot.hpp"
 #include "proxy/ping_tracker.hpp"
 #include "proxy/session_summary.hpp"
 #include "proxy/stream.hpp"
@@ -76,6 +77,12 @@ static_assert(sizeof(PumpState) == 4);
 
 class Tunnel : public LiveSession, public std::enable_shared_from_this<Tunnel> {
  public:
+  // Sized for the operations Asio builds for a pump's readability wait
+  // (216 bytes) and the timer's wait (192) with Boost 1.81 on x86-64;
+  // TunnelTest checks an idle session's waits fit.
+  static constexpr std::size_t kOpSlotBytes = 216;
+  static constexpr std::size_t kTimerSlotBytes = 192;
+
   Tunnel(Gateway& gateway, TunnelParams params);
   ~Tunnel() override;
 
@@ -88,6 +95,11 @@ class Tunnel : public LiveSession, public std::enable_shared_from_this<Tunnel> {
   // Read-only view for tests and diagnostics.
   PumpState pump_state(tap::Direction d) const {
     return d == tap::Direction::client_to_upstream ? c2u_.state : u2c_.state;
+  }
+  // Whether the pending waits of both pumps and of the timer live in the
+  // session's own slots (for tests: they fit).
+  bool waits_in_slots() const {
+    return c2u_.op_slot.in_use() && u2c_.op_slot.in_use() && timer_slot_.in_use();
   }
 
  private:
@@ -181,6 +193,9 @@ class Tunnel : public LiveSession, public std::enable_shared_from_this<Tunnel> {
     // kMaxCloseFrame bytes are taken only when one is built).
     std::unique_ptr<std::uint8_t[]> inject;
 
+    // The pump's pending wait or read (one at a time), kept in the session.
+    HandlerSlot<kOpSlotBytes> op_slot;
+
     // Pings seen in this direction, waiting for their pongs in the other.
     PingTracker pings;
 
@@ -199,6 +214,9 @@ class Tunnel : public LiveSession, public std::enable_shared_from_this<Tunnel> {
     std::atomic<std::uint64_t> published_frames{0};
     std::atomic<std::uint64_t> published_bytes{0};
   };
+
+  using OpSlotAllocator = SlotAllocator<void, kOpSlotBytes>;
+  using TimerSlotAllocator = SlotAllocator<void, kTimerSlotBytes>;
 
   Pump& other(Pump& p) { return &p == &c2u_ ? u2c_ : c2u_; }
 
@@ -248,6 +266,7 @@ class Tunnel : public LiveSession, public std::enable_shared_from_this<Tunnel> {
   Pump c2u_;
   Pump u2c_;
   boost::asio::steady_timer timer_;
+  HandlerSlot<kTimerSlotBytes> timer_slot_;
   boost::asio::any_io_executor executor_;  // the worker's
   std::uint64_t registry_id_ = 0;
   FlightRecorder recorder_;
