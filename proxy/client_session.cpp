@@ -19,7 +19,7 @@ namespace {
 constexpr std::chrono::milliseconds kRefusalLinger{1000};
 }  // namespace
 
-ClientSession::ClientSession(Gateway& gateway, net::ip::tcp::socket socket,
+ClientSession::ClientSession(Gateway& gateway, WorkerSocket socket,
                              std::shared_ptr<net::ssl::context> tls, Workers::Load load)
     : gateway_(gateway),
       load_(std::move(load)),

@@ -5,7 +5,6 @@
 // On success it hands both streams to a Tunnel and is gone.
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/context.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http/empty_body.hpp>
 #include <boost/beast/http/parser.hpp>
@@ -27,7 +26,7 @@ class ClientSession : public PendingHandshake, public std::enable_shared_from_th
  public:
   // `socket` belongs to the worker that runs this session, on whose thread
   // every call below is made. `tls` is null for plaintext.
-  ClientSession(Gateway& gateway, boost::asio::ip::tcp::socket socket,
+  ClientSession(Gateway& gateway, WorkerSocket socket,
                 std::shared_ptr<boost::asio::ssl::context> tls, Workers::Load load = {});
   ~ClientSession() override;
   // Admission (rate, handshakes in flight, connection caps) happens here, at
@@ -62,7 +61,7 @@ class ClientSession : public PendingHandshake, public std::enable_shared_from_th
   Workers::Load load_;
   std::shared_ptr<boost::asio::ssl::context> tls_ctx_;  // keeps a reloaded-away context alive
   AnyStream stream_;
-  boost::asio::steady_timer timer_;
+  WorkerTimer timer_;
   boost::beast::flat_buffer buffer_;
   std::optional<boost::beast::http::request_parser<boost::beast::http::empty_body>> parser_;
   boost::beast::http::response<boost::beast::http::string_body> response_;

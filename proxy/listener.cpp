@@ -86,7 +86,7 @@ void Listener::hand_off(int fd) {
   };
   net::post(ioc, [&gateway = gateway_, &ioc, pending = PendingFd(fd), protocol = protocol_,
                   load = workers_.count_session(worker)]() mutable {
-    tcp::socket socket(ioc);
+    WorkerSocket socket(ioc);
     boost::system::error_code ec;
     socket.assign(protocol, pending.fd, ec);
     if (ec) {

@@ -12,22 +12,23 @@
 #include <utility>
 
 #include "proxy/tls_socket_stream.hpp"
+#include "proxy/worker_socket.hpp"
 
 namespace wsgate::proxy {
 
 class AnyStream {
  public:
   using tcp = boost::asio::ip::tcp;
-  using executor_type = tcp::socket::executor_type;
-  using TlsStream = boost::asio::ssl::stream<tcp::socket>;
+  using executor_type = WorkerSocket::executor_type;
+  using TlsStream = boost::asio::ssl::stream<WorkerSocket>;
 
-  explicit AnyStream(tcp::socket socket) : plain_(std::move(socket)) {}
+  explicit AnyStream(WorkerSocket socket) : plain_(std::move(socket)) {}
   // Client side of a wss:// upstream.
-  AnyStream(tcp::socket socket, boost::asio::ssl::context& ctx)
+  AnyStream(WorkerSocket socket, boost::asio::ssl::context& ctx)
       : tls_(std::make_unique<TlsStream>(std::move(socket), ctx)) {}
   // Server side of the TLS listener.
   struct ServerTls {};
-  AnyStream(tcp::socket socket, boost::asio::ssl::context& ctx, ServerTls)
+  AnyStream(WorkerSocket socket, boost::asio::ssl::context& ctx, ServerTls)
       : server_tls_(std::make_unique<TlsSocketStream>(std::move(socket), ctx.native_handle())) {}
 
   bool is_tls() const { return tls_ || server_tls_; }
@@ -37,7 +38,7 @@ class AnyStream {
   // buffer and all, since it may hold ciphertext the socket no longer shows.
   bool is_upstream_tls() const { return tls_ != nullptr; }
   TlsSocketStream& server_tls() { return *server_tls_; }
-  tcp::socket& socket() {
+  WorkerSocket& socket() {
     if (server_tls_) return server_tls_->socket();
     return tls_ ? tls_->next_layer() : *plain_;
   }
@@ -93,7 +94,7 @@ class AnyStream {
  private:
   // The TLS streams live on the heap so a plain session pays only for its
   // socket: held inline, they made every AnyStream 648 bytes, two per session.
-  std::optional<tcp::socket> plain_;
+  std::optional<WorkerSocket> plain_;
   std::unique_ptr<TlsStream> tls_;
   std::unique_ptr<TlsSocketStream> server_tls_;
 };

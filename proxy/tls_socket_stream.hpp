@@ -41,20 +41,22 @@
 #include <memory>
 #include <utility>
 
+#include "proxy/worker_socket.hpp"
+
 namespace wsgate::proxy {
 
 class TlsSocketStream {
  public:
   using tcp = boost::asio::ip::tcp;
   using error_code = boost::system::error_code;
-  using next_layer_type = tcp::socket;
+  using next_layer_type = WorkerSocket;
   using lowest_layer_type = next_layer_type::lowest_layer_type;
   using executor_type = next_layer_type::executor_type;
   using native_handle_type = SSL*;
 
   // SSL_new failing (out of memory) leaves native_handle() null; every
   // operation then completes with error::no_memory.
-  TlsSocketStream(tcp::socket socket, SSL_CTX* ctx)
+  TlsSocketStream(WorkerSocket socket, SSL_CTX* ctx)
       : core_(std::make_shared<Core>(std::move(socket), ctx)) {}
   // A moved-from stream may only be destroyed or assigned to.
   TlsSocketStream(TlsSocketStream&&) noexcept = default;
@@ -75,7 +77,7 @@ class TlsSocketStream {
   lowest_layer_type& lowest_layer() noexcept { return core_->socket.lowest_layer(); }
   const lowest_layer_type& lowest_layer() const noexcept { return core_->socket.lowest_layer(); }
   // The TCP socket; the relay waits on it directly.
-  tcp::socket& socket() noexcept { return core_->socket; }
+  WorkerSocket& socket() noexcept { return core_->socket; }
   native_handle_type native_handle() noexcept { return core_->ssl; }
 
   // Decrypted or buffered bytes that a read returns without the socket.
@@ -138,7 +140,7 @@ class TlsSocketStream {
 
   // Not movable: OpenSSL's BIO callback holds its address.
   struct Core {
-    Core(tcp::socket s, SSL_CTX* ctx) : socket(std::move(s)), ssl(SSL_new(ctx)) {
+    Core(WorkerSocket s, SSL_CTX* ctx) : socket(std::move(s)), ssl(SSL_new(ctx)) {
       error_code ignored;
       socket.non_blocking(true, ignored);
       if (!ssl) return;
@@ -210,7 +212,7 @@ class TlsSocketStream {
       return ret;
     }
 
-    tcp::socket socket;
+    WorkerSocket socket;
     SSL* ssl;
     bool socket_drained = false;
     std::size_t last_socket_read = 0;
@@ -261,9 +263,10 @@ class TlsSocketStream {
       }
       if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
         state_ = State::waiting;
-        tcp::socket& s = core_->socket;
-        s.async_wait(err == SSL_ERROR_WANT_READ ? tcp::socket::wait_read : tcp::socket::wait_write,
-                     std::move(self));
+        WorkerSocket& s = core_->socket;
+        s.async_wait(
+            err == SSL_ERROR_WANT_READ ? WorkerSocket::wait_read : WorkerSocket::wait_write,
+            std::move(self));
         return;
       }
       n_ = 0;
@@ -283,7 +286,7 @@ class TlsSocketStream {
     void post_result(Self& self, error_code ec) {
       state_ = State::posted;
       result_ec_ = ec;
-      tcp::socket& s = core_->socket;
+      WorkerSocket& s = core_->socket;
       s.async_read_some(boost::asio::mutable_buffer(), std::move(self));
     }
 

@@ -5,7 +5,6 @@
 // close handshake completed.
 #include <array>
 #include <atomic>
-#include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <memory>
 #include <string>
@@ -19,6 +18,7 @@
 #include "proxy/stream.hpp"
 #include "proxy/tap/frame_tap.hpp"
 #include "proxy/upstream_endpoints.hpp"
+#include "proxy/worker_socket.hpp"
 #include "proxy/workers.hpp"
 
 namespace wsgate::proxy {
@@ -78,10 +78,10 @@ static_assert(sizeof(PumpState) == 4);
 class Tunnel : public LiveSession, public std::enable_shared_from_this<Tunnel> {
  public:
   // Sized for the operations Asio builds for a pump's readability wait
-  // (216 bytes) and the timer's wait (192) with Boost 1.81 on x86-64;
+  // (112 bytes) and the timer's wait (88) with Boost 1.81 on x86-64;
   // TunnelTest checks an idle session's waits fit.
-  static constexpr std::size_t kOpSlotBytes = 216;
-  static constexpr std::size_t kTimerSlotBytes = 192;
+  static constexpr std::size_t kOpSlotBytes = 112;
+  static constexpr std::size_t kTimerSlotBytes = 88;
 
   Tunnel(Gateway& gateway, TunnelParams params);
   ~Tunnel() override;
@@ -265,9 +265,9 @@ class Tunnel : public LiveSession, public std::enable_shared_from_this<Tunnel> {
   EndpointLease upstream_lease_;
   Pump c2u_;
   Pump u2c_;
-  boost::asio::steady_timer timer_;
+  WorkerTimer timer_;
   HandlerSlot<kTimerSlotBytes> timer_slot_;
-  boost::asio::any_io_executor executor_;  // the worker's
+  WorkerExecutor executor_;  // the worker's
   std::uint64_t registry_id_ = 0;
   FlightRecorder recorder_;
 

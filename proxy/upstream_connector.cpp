@@ -19,7 +19,7 @@ bool upgrade_status_ejects(unsigned status) {
   return status == 502 || status == 503 || status == 504;
 }
 
-UpstreamConnector::UpstreamConnector(net::any_io_executor strand, Gateway& gateway, UpstreamUrl url,
+UpstreamConnector::UpstreamConnector(WorkerExecutor executor, Gateway& gateway, UpstreamUrl url,
                                      std::shared_ptr<EndpointSet> endpoints,
                                      http::request<http::empty_body> request, Callback done)
     : gateway_(gateway),
@@ -27,7 +27,7 @@ UpstreamConnector::UpstreamConnector(net::any_io_executor strand, Gateway& gatew
       request_(std::move(request)),
       done_(std::move(done)),
       endpoints_(std::move(endpoints)),
-      timer_(strand) {}
+      timer_(executor) {}
 
 void UpstreamConnector::run() {
   deadline_ = std::chrono::steady_clock::now() + gateway_.config().handshake_timeout;
@@ -83,7 +83,7 @@ void UpstreamConnector::attempt() {
   timed_out_.reset();
   tried_.push_back(lease_.endpoint());
   if (stream_) stream_->close();
-  tcp::socket socket(timer_.get_executor());
+  WorkerSocket socket(timer_.get_executor());
   if (url_.tls)
     stream_.emplace(std::move(socket), gateway_.upstream_tls());
   else
@@ -128,13 +128,13 @@ void UpstreamConnector::on_connect(boost::system::error_code ec) {
   boost::system::error_code addr_ec;
   net::ip::make_address(url_.host, addr_ec);
   if (addr_ec) SSL_set_tlsext_host_name(tls.native_handle(), url_.host.c_str());
-  if (gateway_.config().upstream_verify) tls.set_verify_callback(net::ssl::host_name_verification(url_.host));
+  if (gateway_.config().upstream_verify)
+    tls.set_verify_callback(net::ssl::host_name_verification(url_.host));
   // The TLS handshake is part of the connect (its timeout, and a failure
   // moves on to another endpoint: nothing of the request was sent).
-  tls.async_handshake(net::ssl::stream_base::client,
-                      [self = shared_from_this()](boost::system::error_code hec) {
-                        self->on_tls_handshake(hec);
-                      });
+  tls.async_handshake(
+      net::ssl::stream_base::client,
+      [self = shared_from_this()](boost::system::error_code hec) { self->on_tls_handshake(hec); });
 }
 
 void UpstreamConnector::on_tls_handshake(boost::system::error_code ec) {
@@ -153,7 +153,8 @@ void UpstreamConnector::do_write() {
 
 void UpstreamConnector::on_write(boost::system::error_code ec) {
   if (finished_) return;
-  if (ec) return fail(HandshakeOutcome::upstream_connect_failed, "send upgrade request: " + ec.message());
+  if (ec)
+    return fail(HandshakeOutcome::upstream_connect_failed, "send upgrade request: " + ec.message());
   parser_.emplace();
   parser_->header_limit(static_cast<std::uint32_t>(gateway_.config().max_header_bytes));
   parser_->body_limit(1024 * 1024);
@@ -165,7 +166,8 @@ void UpstreamConnector::on_write(boost::system::error_code ec) {
 
 void UpstreamConnector::on_read(boost::system::error_code ec) {
   if (finished_) return;
-  if (ec) return fail(HandshakeOutcome::upstream_bad_response, "read upgrade response: " + ec.message());
+  if (ec)
+    return fail(HandshakeOutcome::upstream_bad_response, "read upgrade response: " + ec.message());
   finished_ = true;
   timer_.cancel();
   UpstreamResult r;

@@ -5,9 +5,7 @@
 // endpoint and moves on to another (--upstream-connect-attempts, all within
 // --handshake-timeout-ms); nothing was sent yet, so that is always safe. One
 // connector per client session; it calls back exactly once.
-#include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http/empty_body.hpp>
 #include <boost/beast/http/parser.hpp>
@@ -22,6 +20,7 @@
 #include "proxy/stream.hpp"
 #include "proxy/upstream_endpoints.hpp"
 #include "proxy/upstream_url.hpp"
+#include "proxy/worker_socket.hpp"
 
 namespace wsgate::proxy {
 
@@ -51,7 +50,7 @@ class UpstreamConnector : public std::enable_shared_from_this<UpstreamConnector>
  public:
   using Callback = std::function<void(UpstreamResult)>;
 
-  UpstreamConnector(boost::asio::any_io_executor strand, Gateway& gateway, UpstreamUrl url,
+  UpstreamConnector(WorkerExecutor executor, Gateway& gateway, UpstreamUrl url,
                     std::shared_ptr<EndpointSet> endpoints,
                     boost::beast::http::request<boost::beast::http::empty_body> request,
                     Callback done);
@@ -82,7 +81,7 @@ class UpstreamConnector : public std::enable_shared_from_this<UpstreamConnector>
   std::chrono::steady_clock::time_point deadline_;  // for all connect attempts
   unsigned attempt_ = 0;  // bumped per attempt: a stale timer wakes nothing
   std::optional<AnyStream> stream_;
-  boost::asio::steady_timer timer_;
+  WorkerTimer timer_;
   boost::beast::flat_buffer buffer_;
   std::optional<boost::beast::http::response_parser<boost::beast::http::string_body>> parser_;
   std::optional<TimeoutKind> timed_out_;

@@ -136,7 +136,8 @@ class TlsSocketStreamTest : public ::testing::Test {
     tcp::acceptor acceptor(ioc_, {net::ip::address_v4::loopback(), 0});
     tcp::socket c(ioc_);
     c.connect(acceptor.local_endpoint());
-    tcp::socket s = acceptor.accept();
+    wsgate::proxy::WorkerSocket s(ioc_);
+    acceptor.accept(s);
     client_.emplace(std::move(c), client_ctx_);
     server_.emplace(std::move(s), server_ctx_->native_handle());
   }
@@ -217,9 +218,11 @@ class TlsSocketStreamTest : public ::testing::Test {
 
 TEST_F(TlsSocketStreamTest, MeetsAsioStreamRequirements) {
   static_assert(boost::beast::is_async_stream<TlsSocketStream>::value);
-  static_assert(std::is_same_v<TlsSocketStream::executor_type, tcp::socket::executor_type>);
-  static_assert(std::is_same_v<TlsSocketStream::next_layer_type, tcp::socket>);
-  static_assert(std::is_same_v<decltype(server_->lowest_layer()), tcp::socket::lowest_layer_type&>);
+  using wsgate::proxy::WorkerSocket;
+  static_assert(std::is_same_v<TlsSocketStream::executor_type, net::io_context::executor_type>);
+  static_assert(std::is_same_v<TlsSocketStream::next_layer_type, WorkerSocket>);
+  static_assert(
+      std::is_same_v<decltype(server_->lowest_layer()), WorkerSocket::lowest_layer_type&>);
   EXPECT_TRUE(server_->get_executor() == ioc_.get_executor());
   EXPECT_EQ(&server_->next_layer(), &server_->socket());
   EXPECT_EQ(server_->lowest_layer().native_handle(), server_->socket().native_handle());
@@ -543,7 +546,7 @@ TEST_F(TlsSocketStreamTest, MovedStreamKeepsWorking) {
   EXPECT_TRUE(moved.socket_drained());
 
   // Move assignment too; the stream assigned over is closed.
-  tcp::socket spare(ioc_, tcp::v4());
+  wsgate::proxy::WorkerSocket spare(ioc_, tcp::v4());
   TlsSocketStream target(std::move(spare), server_ctx_->native_handle());
   target = std::move(moved);
   std::optional<std::size_t> wrote;
