@@ -13,8 +13,10 @@
 # BENCH_PROXY_CPU / BENCH_LOAD_CPU: taskset lists (default 1 / 0; "0,1" for
 # both cores, as the workers2 section runs).
 # BENCH_SCHEME=wss: TLS on the listener (a throwaway self-signed certificate).
+# WSGATE / WSGATE_B: the binary for A / for B (default: B runs A's), to
+# compare two builds with the same flags.
 set -euo pipefail
-[ $# -ge 7 ] || { sed -n 2,16p "$0" >&2; exit 2; }
+[ $# -ge 7 ] || { sed -n 2,18p "$0" >&2; exit 2; }
 build=$1 pairs=$2 size=$3 conns=$4 secs=$5
 shift 5
 [ "$1" = -- ] || { echo "ab.sh: expected -- before A's flags" >&2; exit 2; }
@@ -25,6 +27,7 @@ while [ $# -gt 0 ] && [ "$1" != -- ]; do a_flags+=("$1"); shift; done
 shift
 b_flags=("$@")
 wsgate=${WSGATE:-$build/bin/wsgate}
+wsgate_b=${WSGATE_B:-$wsgate}
 tool=${BENCH_TOOL:-$build/bin/wsgate-bench}
 proxy_cpu=${BENCH_PROXY_CPU:-1} load_cpu=${BENCH_LOAD_CPU:-0}
 # shellcheck source=tests/bench/lib.sh
@@ -48,8 +51,9 @@ case $scheme in
 esac
 
 start() {  # SIDE FLAGS...
-  local side=$1; shift
-  taskset -c "$proxy_cpu" "$wsgate" --listen 127.0.0.1:0 --admin 127.0.0.1:0 \
+  local side=$1 bin=$wsgate; shift
+  [ "$side" = b ] && bin=$wsgate_b
+  taskset -c "$proxy_cpu" "$bin" --listen 127.0.0.1:0 --admin 127.0.0.1:0 \
     --port-file "$work/$side.ports" --upstream "ws://127.0.0.1:$echo_port" --log-level warn \
     "${tls_flags[@]}" "$@" >"$work/$side.log" 2>&1 &
   pids+=($!)
