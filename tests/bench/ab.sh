@@ -4,7 +4,8 @@
 # echo to BENCH_LOAD_CPU), and each pair of runs measures A then B for the
 # same seconds, so a drift of the shared machine hits both. Prints each
 # side's µs of proxy CPU (user + system, /proc/PID/stat) per round trip and
-# the median A/B ratio over the pairs. Run on demand; not part of make test
+# the median A/B ratio over the pairs, and each side's p99 latency (with
+# BENCH_RATE: from the scheduled send). Run on demand; not part of make test
 # except a one-pair smoke run (correctness of the script only).
 #
 # usage: tests/bench/ab.sh BUILD_DIR PAIRS SIZE CONNECTIONS SECONDS -- A-FLAGS... -- B-FLAGS...
@@ -85,7 +86,7 @@ side, pair, c0, c1, t0, t1, hz = sys.argv[2], sys.argv[3], *map(float, sys.argv[
 rate = load["messages_per_sec"]
 if load.get("errors") or rate <= 0:
     sys.exit(f"ab.sh: {side} pair {pair}: errors {load.get('errors')}, {rate} msg/s")
-print(side, pair, rate, (c1 - c0) / hz * 1e6 / (rate * (t1 - t0)))
+print(side, pair, rate, (c1 - c0) / hz * 1e6 / (rate * (t1 - t0)), load["latency_us"]["p99"])
 PY
   done
 done
@@ -94,12 +95,15 @@ python3 - "$work/results" <<'PY'
 import statistics, sys
 runs = {"a": [], "b": []}
 for line in open(sys.argv[1]):
-    side, _, rate, cpu = line.split()
-    runs[side].append((float(rate), float(cpu)))
+    side, _, rate, cpu, p99 = line.split()
+    runs[side].append((float(rate), float(cpu), float(p99)))
 for side in "ab":
-    cpus = [c for _, c in runs[side]]
+    cpus = [c for _, c, _ in runs[side]]
     print(f"{side.upper()} µs/rt", " ".join(f"{c:.1f}" for c in cpus), f"median {statistics.median(cpus):.2f}",
-          f"(msg/s median {statistics.median(r for r, _ in runs[side]):.0f})")
+          f"(msg/s median {statistics.median(r for r, _, _ in runs[side]):.0f})")
+for side in "ab":
+    p99s = [p for _, _, p in runs[side]]
+    print(f"{side.upper()} p99 µs", " ".join(f"{p:.0f}" for p in p99s), f"median {statistics.median(p99s):.0f}")
 ratios = [a[1] / b[1] for a, b in zip(runs["a"], runs["b"])]
 print("A/B per pair", " ".join(f"{r:.2f}" for r in ratios), f"median {statistics.median(ratios):.3f}")
 PY

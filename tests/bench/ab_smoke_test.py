@@ -19,6 +19,9 @@ def check_report(text, rate=None):
         if rate:  # open loop: about the offered rate, not the closed loop's
             assert 0.5 * rate <= int(m.group(3)) <= 1.5 * rate, m.group(0)
     assert re.search(r"^A/B per pair [\d.]+ median [\d.]+$", text, re.M)
+    for side in "AB":
+        m = re.search(rf"^{side} p99 µs ([\d ]+) median (\d+)$", text, re.M)
+        assert m and int(m.group(2)) > 0, f"no p99 line for {side}"
 
 
 def main():
