@@ -352,6 +352,11 @@ void Tunnel::on_write(Pump& p, boost::system::error_code ec) {
 
 void Tunnel::on_read_end(Pump& p, boost::system::error_code ec) {
   p.read_ended();
+  // Nothing reads into the buffer again, and no write uses it (a pump reads
+  // only between its writes). Give it back now rather than at finish(),
+  // which may be a close timeout away: in a close storm every session would
+  // hold one until then.
+  BufferPool::give(std::move(p.buffer), p.buffer_size);
   Initiator side = p.dir == Direction::client_to_upstream ? Initiator::client : Initiator::upstream;
   if (p.tap.close_seen() || p.state.own_close == PumpState::OwnClose::sent) {
     // Orderly: the sender closed (or we closed towards it) and then ended

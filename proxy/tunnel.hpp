@@ -96,6 +96,10 @@ class Tunnel : public LiveSession, public std::enable_shared_from_this<Tunnel> {
   PumpState pump_state(tap::Direction d) const {
     return d == tap::Direction::client_to_upstream ? c2u_.state : u2c_.state;
   }
+  // Whether the pump holds a relay buffer (for tests).
+  bool holds_buffer(tap::Direction d) const {
+    return (d == tap::Direction::client_to_upstream ? c2u_ : u2c_).buffer != nullptr;
+  }
   // Whether the pending waits of both pumps and of the timer live in the
   // session's own slots (for tests: they fit).
   bool waits_in_slots() const {

@@ -343,6 +343,9 @@ TEST_F(TunnelTest, UpstreamEofWithoutCloseGivesClient1014) {
   EXPECT_EQ(u2c().read, Read::ended);
   EXPECT_EQ(u2c().write, Write::ended);
   EXPECT_EQ(u2c().own_close, OwnClose::sent);
+  // The ended direction gave its relay buffer back before the session ends.
+  EXPECT_FALSE(tunnel_->holds_buffer(Direction::upstream_to_client));
+  EXPECT_FALSE(summary_);
 
   client_->close();
   ASSERT_TRUE(run_until([&] { return summary_.has_value(); }));
