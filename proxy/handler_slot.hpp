@@ -20,8 +20,6 @@ namespace wsgate::proxy {
 template <std::size_t Bytes>
 class HandlerSlot {
  public:
-  static constexpr std::size_t capacity = Bytes;
-
   HandlerSlot() = default;
   HandlerSlot(const HandlerSlot&) = delete;
   HandlerSlot& operator=(const HandlerSlot&) = delete;
