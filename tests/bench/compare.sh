@@ -37,14 +37,17 @@
 #                         /proc/PID/stat; nginx: master + worker, HAProxy and
 #                         wsgate: the one process serving the scheme) per
 #                         round trip, in µs; null for direct
-#   load_core_busy        busy fraction of core BENCH_LOAD_CPU  (/proc/stat:
-#   proxy_core_busy       busy fraction of core BENCH_PROXY_CPU  busy = total
-#                         - idle - iowait, steal counted as busy)
+#   load_cpu_share        CPU of the load tool and echoes (every running
+#                         wsgate-bench) over the cores of BENCH_LOAD_CPU
+#   proxy_cpu_share       CPU of the proxy over the cores of BENCH_PROXY_CPU
+#   load_core_busy,       the same cores' busy fractions from /proc/stat,
+#   proxy_core_busy       kept for comparison: tick-sampled, so they are
+#                         wrong under light load on some kernels (this one)
 #   cpu_sample            the raw sample: pids, seconds, CPU s, steal, checks
-# All three come from one sampling interval inside the load phase; see
+# All come from one sampling interval inside the load phase; see
 # tests/bench/cpu_sample.py for how it lines up with the load tool's window.
 # report.py prints a proxy-CPU table (lower is better) and flags cells where
-# the load core was >= 95 % busy.
+# the load tool and echo used >= 95 % of the load core.
 #
 # Environment knobs:
 #   BENCH_QUICK=1         1 round, 3 s per cell, 1 s warm-up, memory at 5000 only
@@ -358,7 +361,7 @@ sampled_bench() {  # OUTFILE TARGET SCHEME args...: bench + CPU sample, merged i
   # On the load core, like the load tool: keeps the proxy core clean. It
   # starts (python start-up) during the warm-up and only reads /proc after.
   taskset -c "$load_cpu" "$py" "$here/cpu_sample.py" sample "$work/cpu.sample" "$t0" "$warmup" \
-    "$duration" "$clk_tck" "$load_cpu" "$proxy_cpu" ${procs[@]+"${procs[@]}"} 2>>"$work/cpu_sample.log" &
+    "$duration" "$clk_tck" "$load_cpu" "$proxy_cpu" "$tool" ${procs[@]+"${procs[@]}"} 2>>"$work/cpu_sample.log" &
   spid=$!
   pids+=("$spid")
   bench "$file" "$@"

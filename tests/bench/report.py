@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Markdown report of one compare.sh run: medians over rounds, per-round
 ratios of wsgate to the better of nginx and HAProxy, proxy CPU per round trip
-with the busy fractions of the load and proxy cores, memory and handshakes;
+with the load tool's and the proxy's shares of their cores, memory and handshakes;
 and, when those sections ran, open-loop latency at a fixed offered rate,
 two workers against one at a fixed rate, 9,000 sessions under the fd limit,
 and the tap's cost.
@@ -40,13 +40,30 @@ def size_label(n):
     return f"{n // 1024} KiB" if n >= 1024 else f"{n} B"
 
 
-SATURATED = 0.95  # load core busy fraction from which throughput says little about the proxy
+SATURATED = 0.95  # load core share from which throughput says little about the proxy
 
 
 def median_of(per, field):
     """Median of a numeric field over the rounds that have it, else None."""
     vals = [per[r][field] for r in sorted(per) if isinstance(per[r].get(field), (int, float))]
     return statistics.median(vals) if vals else None
+
+
+def load_share(run):
+    """Share of the load cores the load tool and echo used in one run.
+
+    From the processes' own CPU time (cpu_sample.py); result directories from
+    before that field carry only /proc/stat's tick-sampled core busy."""
+    v = run.get("load_cpu_share")
+    return v if isinstance(v, (int, float)) else run.get("load_core_busy")
+
+
+def shares(per):
+    """(load, proxy) CPU shares, medians over the rounds; the same fallback."""
+    new = median_of(per, "load_cpu_share"), median_of(per, "proxy_cpu_share")
+    if None not in new:
+        return new
+    return median_of(per, "load_core_busy"), median_of(per, "proxy_core_busy")
 
 
 def case_label(key):
@@ -115,12 +132,12 @@ def ratio_cell(ratios, pct=False):
 
 def cpu_cell(per):
     cpu = median_of(per, "proxy_cpu_us_per_msg")
-    lb, pb = median_of(per, "load_core_busy"), median_of(per, "proxy_core_busy")
+    lb, pb = shares(per)
     ach = median_of(per, "achieved_ratio")
     fig = f"{cpu:.1f} µs" if cpu is not None else "n/a"
     extra = []
     if lb is not None and pb is not None:
-        extra.append(f"cores {lb:.2f} / {pb:.2f}")
+        extra.append(f"CPU L / P {lb:.2f} / {pb:.2f}")
     if ach is not None:
         extra.append(f"achieved {ach:.2f}")
     return fig + (f" ({', '.join(extra)})" if extra else "")
@@ -160,7 +177,8 @@ def report_openloop(ol):
     print()
     cpu_ts = [t for t in ts if t != "direct"]
     if cpu_ts:
-        print("Proxy CPU per round trip at that rate (µs; cores L / P busy):\n")
+        print("Proxy CPU per round trip at that rate (µs; CPU L / P as in the closed-loop "
+              "table):\n")
         head = ["case"] + [LABEL[t] for t in cpu_ts]
         if "wsgate" in cpu_ts and peers:
             head.append("wsgate ÷ leaner peer, median (per round)")
@@ -183,8 +201,8 @@ def report_workers2(w2, d):
           f"echo, {offered(w2)} msg/s offered (proxy CPU µs per round trip, median of "
           f"{len(rounds)} round(s); lower is better)\n")
     print("The load generator and the echo run on the same cores as the proxy (a 2-core machine "
-          "has no third), so cores busy counts all three; what compares is each proxy's own CPU per "
-          "round trip at the same offered rate, which holds only while achieved = offered. Target: "
+          "has no third), so CPU L / P are each a share of both cores; what compares is each "
+          "proxy's own CPU per round trip at the same offered rate, which holds only while achieved = offered. Target: "
           "wsgate at 2 workers within 5 % of wsgate at 1 (ratio <= 1.05).\n")
     print("Workers as reported by the running proxies: "
           + ", ".join(f"{LABEL[t]} {counts[t]}" for t in ts) + ".\n")
@@ -343,24 +361,26 @@ def main():
         # median over every (proxy target, round) run of the cell.
         saturated = []
         for key in cases(tput):
-            busy = [r["load_core_busy"] for t, per in tput[key].items() if t != "direct"
-                    for r in per.values() if isinstance(r.get("load_core_busy"), (int, float))]
+            busy = [load_share(r) for t, per in tput[key].items() if t != "direct"
+                    for r in per.values() if isinstance(load_share(r), (int, float))]
             if busy and statistics.median(busy) >= SATURATED:
                 saturated.append(f"{case_label(key)} ({statistics.median(busy):.2f})")
         if saturated:
-            print(f"Load core >= {SATURATED * 100:.0f} % busy (median over the proxied runs) in "
+            print(f"Load tool and echo at >= {SATURATED * 100:.0f} % of the load core (median over "
+                  f"the proxied runs) in "
                   f"{', '.join(saturated)} — load core saturated: throughput is bound by the load "
                   f"generator and echo, not the proxy; compare proxy CPU per message.\n")
 
         cpu_present = [t for t in present
                        if any(isinstance(r.get(f), (int, float)) for v in tput.values()
                               for r in v.get(t, {}).values()
-                              for f in ("proxy_cpu_us_per_msg", "load_core_busy"))]
+                              for f in ("proxy_cpu_us_per_msg", "load_cpu_share", "load_core_busy"))]
         if cpu_present:
             print(f"### Proxy CPU per round trip (µs of proxy user+system CPU per message, median of "
                   f"{len(rounds)} round(s); lower is better)\n")
-            print("(cores L / P) = busy fraction of the load core (generator + echo) and of the proxy "
-                  "core over the measured window, median of the rounds. direct has no proxy.\n")
+            print("(CPU L / P) = share of the load core used by the load tool and echo, and of the "
+                  "proxy core used by the proxy, from the processes' own CPU time over the measured "
+                  "window, median of the rounds. direct has no proxy.\n")
             has_wc = "wsgate" in cpu_present and ("nginx" in cpu_present or "haproxy" in cpu_present)
             head = ["case"] + [LABEL[t] for t in cpu_present]
             if has_wc:
@@ -378,9 +398,9 @@ def main():
                         row.append("n/a")
                         continue
                     cpu[t] = median_of(per, "proxy_cpu_us_per_msg")
-                    lb, pb = median_of(per, "load_core_busy"), median_of(per, "proxy_core_busy")
+                    lb, pb = shares(per)
                     fig = "—" if t == "direct" else (f"{cpu[t]:.1f} µs" if cpu[t] is not None else "n/a")
-                    cores = (f" (cores {lb:.2f} / {pb:.2f})" if lb is not None and pb is not None
+                    cores = (f" (CPU L / P {lb:.2f} / {pb:.2f})" if lb is not None and pb is not None
                              else "")
                     row.append(fig + cores)
                 if has_wc:
