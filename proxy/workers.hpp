@@ -76,7 +76,7 @@ class Workers {
     boost::asio::io_context ioc{BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO};
     std::optional<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> guard;
     // Never armed. Making it creates the worker's reactor (an epoll set, an
-    // eventfd, a timerfd) at start: made lazily, by the first session the
+    // eventfd, a timerfd) at start: made lazily, by the first connection the
     // worker adopts, it would need three fds just when the process may be
     // out of them, and its failure would end the process.
     boost::asio::steady_timer reactor_anchor{ioc};

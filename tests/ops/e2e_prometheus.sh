@@ -161,7 +161,7 @@ $PY "$ops/ws_storm.py" --url "wss://127.0.0.1:$PROXY_PORT/ws" --cafile "$tmp/tls
   --stop-file "$tmp/stop" --ids-file "$tmp/ids.txt" >"$tmp/storm.json" 2>"$tmp/storm.log" &
 storm_pid=$!; pids+=($storm_pid)
 
-# The first sessions must close with 1011 before anything else makes sense.
+# The storm's opening connections must close with 1011 before anything else makes sense.
 for _ in $(seq 150); do
   [[ -s "$tmp/ids.txt" ]] && break
   kill -0 $storm_pid 2>/dev/null || break

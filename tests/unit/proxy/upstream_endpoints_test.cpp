@@ -174,7 +174,7 @@ TEST_F(EndpointSetTest, ReResolutionKeepsLiveCounts) {
   auto n2 = set->acquire({});
   EXPECT_EQ(n1.name(), "10.0.0.3:80");
   EXPECT_EQ(n2.name(), "10.0.0.3:80");
-  on1.reset();  // the last session on .1: it is gone, its series too
+  on1.reset();  // .1 holds no session now: it is gone, its series too
   EXPECT_EQ(set->snapshot().size(), 2u);
   EXPECT_EQ(gauge("wsgate_upstream_endpoint_sessions", {{"endpoint", "10.0.0.1:80"}}), -1);
   EXPECT_EQ(gauge("wsgate_upstream_endpoints", {{"state", "healthy"}}), 2);
