@@ -1,5 +1,6 @@
 #!/usr/bin/python3
-"""Proxy CPU and core busy fractions for one compare.sh throughput cell.
+"""Proxy CPU per round trip and the CPU shares of the load and proxy cores for one
+compare.sh throughput cell.
 
   cpu_sample.py sample OUT T0 WARMUP DURATION CLK_TCK LOAD_CPUS PROXY_CPUS LOAD_EXE PID...
   cpu_sample.py merge RESULT_JSON SAMPLE_JSON BENCH_END
