@@ -207,9 +207,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-free_port() {
-  "$py" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
-}
+# shellcheck source=tests/bench/peers.sh
+. "$here/peers.sh"
 alive() {  # PID: running (a crashed child stays a zombie until waited for)
   local state
   state=$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) || return 1
@@ -269,17 +268,12 @@ start_target() {
       # A directory per name: nginx and nginx-1w may run side by side.
       local dir=$work/$name
       ws_port=$(free_port); wss_port=$(free_port)
-      mkdir -p "$dir/nginx-tmp"
-      sed -e "s|@DIR@|$dir|g" -e "s|@ECHO_PORT@|$echo_ws_port|g" -e "s|@WS_PORT@|$ws_port|g" \
-          -e "s|@WSS_PORT@|$wss_port|g" -e "s|@CERT@|$cert|g" -e "s|@KEY@|$key|g" \
-          -e "s|@WORKERS@|$nw|g" "$here/nginx.conf.in" > "$dir/nginx.conf"
+      nginx_conf "$dir" "$echo_ws_port" "$ws_port" "$wss_port" "$cert" "$key" "$nw"
       taskset -c "$proxy_cpu" "$nginx_bin" -p "$dir" -c "$dir/nginx.conf" 2>>"$work/$name.log" &
       target_pid=$! ;;
     haproxy|haproxy-1w)
       ws_port=$(free_port); wss_port=$(free_port)
-      sed -e "s|@ECHO_PORT@|$echo_ws_port|g" -e "s|@WS_PORT@|$ws_port|g" \
-          -e "s|@WSS_PORT@|$wss_port|g" -e "s|@PEM@|$work/haproxy.pem|g" \
-          -e "s|@THREADS@|$nw|g" "$here/haproxy.cfg.in" > "$work/$name.cfg"
+      haproxy_cfg "$work/$name.cfg" "$echo_ws_port" "$ws_port" "$wss_port" "$work/haproxy.pem" "$nw"
       taskset -c "$proxy_cpu" "$haproxy_bin" -db -f "$work/$name.cfg" >>"$work/$name.log" 2>&1 &
       target_pid=$! ;;
     wsgate|wsgate-*)

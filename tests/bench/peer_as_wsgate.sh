@@ -22,13 +22,13 @@ while [ $# -gt 0 ]; do
 done
 [ -n "$port_file" ] && [ -n "$upstream" ] ||
   { echo "peer_as_wsgate.sh: needs --port-file and --upstream" >&2; exit 2; }
-here=$(dirname "$0")
+# shellcheck source=tests/bench/peers.sh
+. "$(dirname "$0")/peers.sh"
 echo_port=${upstream##*:}
 echo_port=${echo_port%%/*}
 # Inside the caller's work directory (ab.sh removes it at exit).
 dir=$(dirname "$port_file")/$peer.$$
-mkdir -p "$dir/nginx-tmp"
-free_port() { python3 -c "import socket; s = socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])"; }
+mkdir -p "$dir"
 ws_port=$(free_port) wss_port=$(free_port)
 listen_port=$ws_port
 if [ -n "$cert" ]; then
@@ -49,16 +49,12 @@ fi
  done) &
 case $peer in
   nginx)
-    sed -e "s|@DIR@|$dir|g" -e "s|@ECHO_PORT@|$echo_port|g" -e "s|@WS_PORT@|$ws_port|g" \
-        -e "s|@WSS_PORT@|$wss_port|g" -e "s|@CERT@|$cert|g" -e "s|@KEY@|$key|g" \
-        -e "s|@WORKERS@|1|g" -e "s|^master_process on;|master_process off;|" \
-        "$here/nginx.conf.in" > "$dir/nginx.conf"
+    nginx_conf "$dir" "$echo_port" "$ws_port" "$wss_port" "$cert" "$key" 1
+    sed -i "s|^master_process on;|master_process off;|" "$dir/nginx.conf"
     exec "${NGINX:-/usr/sbin/nginx}" -p "$dir" -c "$dir/nginx.conf" ;;
   haproxy)
     cat "$cert" "$key" > "$dir/haproxy.pem"
-    sed -e "s|@ECHO_PORT@|$echo_port|g" -e "s|@WS_PORT@|$ws_port|g" \
-        -e "s|@WSS_PORT@|$wss_port|g" -e "s|@PEM@|$dir/haproxy.pem|g" \
-        -e "s|@THREADS@|1|g" "$here/haproxy.cfg.in" > "$dir/haproxy.cfg"
+    haproxy_cfg "$dir/haproxy.cfg" "$echo_port" "$ws_port" "$wss_port" "$dir/haproxy.pem" 1
     exec "${HAPROXY:-/usr/sbin/haproxy}" -db -f "$dir/haproxy.cfg" ;;
   *) echo "peer_as_wsgate.sh: --peer must be nginx or haproxy" >&2; exit 2 ;;
 esac
