@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Smoke test of tests/bench/ab.sh: one pair of 1 s runs, A at one worker and
-B with the tap off. Asserts the report's shape and that each side relayed
-(positive CPU per round trip and message rate) -- never which side is faster.
+B with the tap off, then B as nginx and as HAProxy (peer_as_wsgate.sh).
+Asserts the report's shape and that each side relayed (positive CPU per
+round trip and message rate) -- never which side is faster.
 
 usage: ab_smoke_test.py PATH/TO/ab.sh PATH/TO/wsgate PATH/TO/wsgate-bench
 """
@@ -41,6 +42,16 @@ def main():
     print(out.stdout, out.stderr)
     assert out.returncode == 0, out.returncode
     check_report(out.stdout, rate=200)
+    # A peer in wsgate's place (peer_as_wsgate.sh as B): nginx over ws,
+    # HAProxy over wss, each from the comparison's templates.
+    peer = os.path.join(os.path.dirname(ab), "peer_as_wsgate.sh")
+    for name, scheme in (("nginx", "ws"), ("haproxy", "wss")):
+        peer_args = args[:args.index("--", args.index("--") + 1) + 1] + ["--peer", name]
+        out = subprocess.run(peer_args, env=dict(env, WSGATE_B=peer, BENCH_SCHEME=scheme),
+                             capture_output=True, text=True, timeout=100)
+        print(out.stdout, out.stderr)
+        assert out.returncode == 0, (name, out.returncode)
+        check_report(out.stdout)
     # Usage errors are reported, not run.
     bad = subprocess.run([ab, "x", "1", "64", "2", "1", "--threads", "1"], env=env,
                          capture_output=True, text=True, timeout=30)
