@@ -271,7 +271,9 @@ class Tunnel : public LiveSession, public std::enable_shared_from_this<Tunnel> {
   Pump u2c_;
   WorkerTimer timer_;
   HandlerSlot<kTimerSlotBytes> timer_slot_;
-  WorkerExecutor executor_;  // the worker's
+  // The worker's, for executor(). Other threads call that, and the sockets'
+  // and the timer's get_executor() are not const, so it keeps a copy.
+  WorkerExecutor executor_;
   std::uint64_t registry_id_ = 0;
   FlightRecorder recorder_;
 
