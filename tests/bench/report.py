@@ -202,7 +202,8 @@ def report_workers2(w2, d):
           f"{len(rounds)} round(s); lower is better)\n")
     print("The load generator and the echo run on the same cores as the proxy (a 2-core machine "
           "has no third), so CPU L / P are each a share of both cores; what compares is each "
-          "proxy's own CPU per round trip at the same offered rate, which holds only while achieved = offered. Target: "
+          "proxy's own CPU per round trip at the same offered rate, which holds only while "
+          "achieved = offered. Target: "
           "wsgate at 2 workers within 5 % of wsgate at 1 (ratio <= 1.05).\n")
     print("Workers as reported by the running proxies: "
           + ", ".join(f"{LABEL[t]} {counts[t]}" for t in ts) + ".\n")
