@@ -5,7 +5,6 @@
 // per operation and the completion handlers stay concrete, so Asio's
 // recycling handler allocator applies: no heap allocation per read or write
 // (a type-erased std::function handler would allocate every time).
-#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/stream.hpp>
 #include <memory>
 #include <optional>
@@ -18,7 +17,6 @@ namespace wsgate::proxy {
 
 class AnyStream {
  public:
-  using tcp = boost::asio::ip::tcp;
   using executor_type = WorkerSocket::executor_type;
   using TlsStream = boost::asio::ssl::stream<WorkerSocket>;
 
@@ -82,12 +80,12 @@ class AnyStream {
   // side too (a close_notify exchange could stall on a dead peer).
   void shutdown_send() {
     boost::system::error_code ignored;
-    socket().shutdown(tcp::socket::shutdown_send, ignored);
+    socket().shutdown(WorkerSocket::shutdown_send, ignored);
   }
 
   void close() {
     boost::system::error_code ignored;
-    socket().shutdown(tcp::socket::shutdown_both, ignored);
+    socket().shutdown(WorkerSocket::shutdown_both, ignored);
     socket().close(ignored);
   }
 

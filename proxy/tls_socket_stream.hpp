@@ -34,7 +34,6 @@
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/compose.hpp>
 #include <boost/asio/error.hpp>
-#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/error.hpp>
 #include <cerrno>
 #include <cstddef>
@@ -47,7 +46,6 @@ namespace wsgate::proxy {
 
 class TlsSocketStream {
  public:
-  using tcp = boost::asio::ip::tcp;
   using error_code = boost::system::error_code;
   using next_layer_type = WorkerSocket;
   using lowest_layer_type = next_layer_type::lowest_layer_type;
