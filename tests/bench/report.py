@@ -130,11 +130,11 @@ def ratio_cell(ratios, pct=False):
     return f"{statistics.median(good):.2f} (" + " ".join(f"{r:.2f}" for r in good) + ")"
 
 
-def cpu_cell(per):
+def cpu_cell(per, proxied=True):
     cpu = median_of(per, "proxy_cpu_us_per_msg")
     lb, pb = shares(per)
     ach = median_of(per, "achieved_ratio")
-    fig = f"{cpu:.1f} µs" if cpu is not None else "n/a"
+    fig = "—" if not proxied else f"{cpu:.1f} µs" if cpu is not None else "n/a"
     extra = []
     if lb is not None and pb is not None:
         extra.append(f"CPU L / P {lb:.2f} / {pb:.2f}")
@@ -399,11 +399,7 @@ def main():
                         row.append("n/a")
                         continue
                     cpu[t] = median_of(per, "proxy_cpu_us_per_msg")
-                    lb, pb = shares(per)
-                    fig = "—" if t == "direct" else (f"{cpu[t]:.1f} µs" if cpu[t] is not None else "n/a")
-                    cores = (f" (CPU L / P {lb:.2f} / {pb:.2f})" if lb is not None and pb is not None
-                             else "")
-                    row.append(fig + cores)
+                    row.append(cpu_cell(per, proxied=t != "direct"))
                 if has_wc:
                     ratios = []
                     for r in rounds:
